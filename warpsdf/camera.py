@@ -1,0 +1,239 @@
+"""Pinhole cameras, view layouts, rays and camera shake (DESIGN §2).
+
+Camera space looks along -Z with +Y up and +X right. Pixel (row i, column j),
+row 0 at the top, is hit by the ray through its centre:
+
+    ndc_x = (2 (j + 0.5) / width - 1) * tan(fov/2) * width / height
+    ndc_y = (1 - 2 (i + 0.5) / height) * tan(fov/2)
+    dir   = normalize(ndc_x * right + ndc_y * up - back)
+
+Everything here is numpy: cameras are few, and the rays are built once per
+view and handed to the Warp kernels as arrays.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from warpsdf.scene import CameraLayout, CamerasConfig
+
+
+@dataclass(frozen=True)
+class Camera:
+    """A pinhole camera. Positions in world units, field of view in degrees."""
+
+    eye: tuple[float, float, float]
+    target: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    up: tuple[float, float, float] = (0.0, 1.0, 0.0)
+    fov_deg: float = 40.0
+    width: int = 128
+    height: int = 128
+
+    def __post_init__(self) -> None:
+        if self.width <= 0 or self.height <= 0:
+            raise ValueError(f"camera size must be positive, got {self.width}x{self.height}")
+        if not 0.0 < self.fov_deg < 180.0:
+            raise ValueError(f"fov_deg must be in (0, 180), got {self.fov_deg}")
+        if np.allclose(self.eye, self.target):
+            raise ValueError("camera eye and target are the same point")
+
+    @property
+    def num_rays(self) -> int:
+        return self.width * self.height
+
+    def basis(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """World-space (right, up, back) unit vectors; the camera looks along -back.
+
+        If ``up`` is parallel to the view direction, another world axis is used.
+        """
+        eye = np.asarray(self.eye, np.float64)
+        back = eye - np.asarray(self.target, np.float64)
+        back /= np.linalg.norm(back)
+        up = np.asarray(self.up, np.float64)
+        right = np.cross(up, back)
+        if np.linalg.norm(right) < 1e-8 * max(np.linalg.norm(up), 1e-30):
+            for axis in (np.array([0.0, 0.0, -1.0]), np.array([1.0, 0.0, 0.0])):
+                right = np.cross(axis, back)
+                if np.linalg.norm(right) > 1e-6:
+                    break
+        right /= np.linalg.norm(right)
+        true_up = np.cross(back, right)
+        return right, true_up, back
+
+    def rays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Origins and unit directions, each (height * width, 3) float32, row-major
+        (ray index = row * width + column)."""
+        right, up, back = self.basis()
+        tan_half = math.tan(math.radians(self.fov_deg) / 2.0)
+        j = np.arange(self.width, dtype=np.float64) + 0.5
+        i = np.arange(self.height, dtype=np.float64) + 0.5
+        ndc_x = (2.0 * j / self.width - 1.0) * tan_half * self.width / self.height
+        ndc_y = (1.0 - 2.0 * i / self.height) * tan_half
+        dirs = (
+            ndc_x[None, :, None] * right[None, None, :]
+            + ndc_y[:, None, None] * up[None, None, :]
+            - back[None, None, :]
+        )
+        dirs /= np.linalg.norm(dirs, axis=-1, keepdims=True)
+        dirs = dirs.reshape(-1, 3)
+        origins = np.broadcast_to(np.asarray(self.eye, np.float64), dirs.shape)
+        return origins.astype(np.float32), dirs.astype(np.float32)
+
+    def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """World points (N, 3) -> continuous pixel coordinates (row, column), each (N,).
+
+        Pixel (i, j)'s centre is at (i + 0.5, j + 0.5). Points behind the camera
+        get NaN.
+        """
+        right, up, back = self.basis()
+        rel = np.asarray(points, np.float64) - np.asarray(self.eye, np.float64)
+        depth = -(rel @ back)
+        tan_half = math.tan(math.radians(self.fov_deg) / 2.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ndc_x = (rel @ right) / depth
+            ndc_y = (rel @ up) / depth
+        aspect = self.width / self.height
+        col = (ndc_x / (tan_half * aspect) + 1.0) * self.width / 2.0
+        row = (1.0 - ndc_y / tan_half) * self.height / 2.0
+        behind = depth <= 0
+        col[behind] = np.nan
+        row[behind] = np.nan
+        return row, col
+
+    def with_resolution(self, width: int, height: int) -> Camera:
+        return replace(self, width=width, height=height)
+
+    def to_json(self) -> dict:
+        return {
+            "eye": [float(v) for v in self.eye],
+            "target": [float(v) for v in self.target],
+            "up": [float(v) for v in self.up],
+            "fov_deg": float(self.fov_deg),
+            "width": int(self.width),
+            "height": int(self.height),
+        }
+
+
+def eye_from_angles(
+    azimuth_deg: float, elevation_deg: float, distance: float, center=(0.0, 0.0, 0.0)
+) -> tuple[float, float, float]:
+    """eye = center + distance * (cos(el) sin(az), sin(el), cos(el) cos(az)).
+    Azimuth 0 is on +Z, azimuth 90 on +X."""
+    az, el = math.radians(azimuth_deg), math.radians(elevation_deg)
+    d = (math.cos(el) * math.sin(az), math.sin(el), math.cos(el) * math.cos(az))
+    return tuple(float(c + distance * v) for c, v in zip(center, d, strict=True))
+
+
+def camera_from_angles(
+    azimuth_deg: float,
+    elevation_deg: float,
+    distance: float,
+    fov_deg: float = 40.0,
+    width: int = 128,
+    height: int = 128,
+    target=(0.0, 0.0, 0.0),
+    up=(0.0, 1.0, 0.0),
+) -> Camera:
+    """A camera on the sphere of radius ``distance`` around ``target``, looking at it."""
+    eye = eye_from_angles(azimuth_deg, elevation_deg, distance, target)
+    return Camera(eye, tuple(target), tuple(up), fov_deg, width, height)
+
+
+def orbit_cameras(
+    count: int,
+    distance: float,
+    elevation_deg: float = 0.0,
+    azimuth_deg: float = 0.0,
+    **kwargs,
+) -> list[Camera]:
+    """``count`` cameras evenly spaced in azimuth, starting at ``azimuth_deg``."""
+    return [
+        camera_from_angles(azimuth_deg + 360.0 * k / count, elevation_deg, distance, **kwargs)
+        for k in range(count)
+    ]
+
+
+def fibonacci_directions(count: int) -> np.ndarray:
+    """``count`` deterministic, nearly uniform unit vectors (count, 3): the
+    Fibonacci lattice, from near +Y down to near -Y."""
+    k = np.arange(count, dtype=np.float64) + 0.5
+    y = 1.0 - 2.0 * k / count
+    r = np.sqrt(np.maximum(0.0, 1.0 - y * y))
+    phi = k * math.pi * (3.0 - math.sqrt(5.0))
+    return np.stack([r * np.sin(phi), y, r * np.cos(phi)], axis=1)
+
+
+def fibonacci_cameras(
+    count: int,
+    distance: float,
+    fov_deg: float = 40.0,
+    width: int = 128,
+    height: int = 128,
+    target=(0.0, 0.0, 0.0),
+    up=(0.0, 1.0, 0.0),
+) -> list[Camera]:
+    """``count`` cameras on the Fibonacci sphere of radius ``distance`` around ``target``."""
+    center = np.asarray(target, np.float64)
+    return [
+        Camera(tuple(center + distance * d), tuple(target), tuple(up), fov_deg, width, height)
+        for d in fibonacci_directions(count)
+    ]
+
+
+def cameras_from_config(config: CamerasConfig) -> list[Camera]:
+    """The training cameras a scene's ``[cameras]`` section describes.
+
+    ``layout = file`` is read with :func:`warpsdf.targets.images.read_cameras`
+    by the caller, since it may carry target images too.
+    """
+    width, height = config.resolution
+    common = dict(fov_deg=config.fov_deg, width=width, height=height, up=config.up)
+    if config.layout is CameraLayout.SINGLE:
+        if config.eye is not None:
+            return [Camera(config.eye, config.look_at, **common)]
+        return [
+            camera_from_angles(
+                config.azimuth_deg,
+                config.elevation_deg,
+                config.distance,
+                target=config.look_at,
+                **common,
+            )
+        ]
+    if config.layout is CameraLayout.ORBIT:
+        return orbit_cameras(
+            config.count,
+            config.distance,
+            config.elevation_deg,
+            config.azimuth_deg,
+            target=config.look_at,
+            **common,
+        )
+    if config.layout is CameraLayout.FIBONACCI:
+        return fibonacci_cameras(config.count, config.distance, target=config.look_at, **common)
+    raise ValueError(f"layout {config.layout.value!r} is read from a file")
+
+
+def jitter_cameras(cameras: list[Camera], amount: float, rng: np.random.Generator) -> list[Camera]:
+    """Camera shake: move every eye by a random offset drawn uniformly from the
+    ball of radius ``amount`` (world units); each keeps looking at its target."""
+    if amount <= 0:
+        return list(cameras)
+    out = []
+    for cam in cameras:
+        v = rng.normal(size=3)
+        v *= amount * rng.uniform() ** (1.0 / 3.0) / max(np.linalg.norm(v), 1e-12)
+        out.append(replace(cam, eye=tuple(float(a) for a in np.asarray(cam.eye) + v)))
+    return out
+
+
+def rays_for(cameras: list[Camera]) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenated rays of several cameras, in camera order: (sum H*W, 3) each."""
+    parts = [cam.rays() for cam in cameras]
+    return (
+        np.concatenate([p[0] for p in parts], axis=0),
+        np.concatenate([p[1] for p in parts], axis=0),
+    )

@@ -1,0 +1,202 @@
+"""Forward sphere tracing inside the bounding sphere (no tape, DESIGN §6).
+
+Every ray is clipped to the bounding sphere of radius ``bound_radius`` around
+the origin. It starts at the entry point (or at its origin, if that is
+inside) and steps by the SDF value until the SDF drops below ``hit_epsilon``
+(a hit), the steps run out, or it passes the back wall:
+
+* ``clip_back = true``: a ray that reaches the back wall without a hit is a
+  miss. This is what cuts a neural field off at the bound.
+* ``clip_back = false``: the ray marches on past the wall, up to
+  ``NOCLIP_EXTRA_BOUNDS`` bound radii, so whatever the field holds behind the
+  object shows (the "missing back wall" artefact).
+
+A hit is polished with a few guarded Newton steps along the ray, so hit points
+sit on the surface far more tightly than ``hit_epsilon`` even at grazing
+angles. Per ray the marcher also records the smallest SDF value it saw and
+where (the fit's soft silhouette needs it).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+import warp as wp
+
+from warpsdf.fields.base import Field, FieldFunctions
+from warpsdf.scene import MarchConfig
+
+# How far past the back wall a ray may march with clip_back = false, in bound radii.
+NOCLIP_EXTRA_BOUNDS = 4.0
+# Newton polishing steps after a hit; each is kept only if it reduces |sdf|.
+POLISH_STEPS = 4
+# The SDF value stored as min_sdf for rays that miss the bounding sphere.
+FAR_SDF = 1.0e3
+
+
+@wp.func
+def bound_interval(origin: wp.vec3, direction: wp.vec3, bound_radius: float) -> wp.vec2:
+    """Entry and exit distances of a unit-direction ray through the sphere of
+    radius ``bound_radius`` at the origin; (1, 0) (empty) when it misses.
+    The entry is clamped to 0 when the origin is inside."""
+    b = wp.dot(origin, direction)
+    c = wp.dot(origin, origin) - bound_radius * bound_radius
+    disc = b * b - c
+    if disc <= 0.0:
+        return wp.vec2(1.0, 0.0)
+    s = wp.sqrt(disc)
+    t_exit = -b + s
+    if t_exit <= 0.0:
+        return wp.vec2(1.0, 0.0)
+    return wp.vec2(wp.max(-b - s, 0.0), t_exit)
+
+
+@functools.cache
+def march_kernel(functions: FieldFunctions) -> wp.Kernel:
+    """The sphere-tracing kernel for one field kind (built once, cached)."""
+    sdf = functions.sdf
+    grad = functions.grad
+
+    @wp.kernel(enable_backward=False, module="unique", name=f"march_rays_kernel_{functions.name}")
+    def march_rays_kernel(
+        origins: wp.array(dtype=wp.vec3),  # (R,) world units
+        directions: wp.array(dtype=wp.vec3),  # (R,) unit vectors
+        params: wp.array(dtype=float),  # (P,) field parameters
+        meta: wp.array(dtype=int),  # field sizes
+        bound_radius: float,  # world units
+        clip_back: int,  # 1: the back wall ends the ray (miss), 0: march on
+        max_steps: int,
+        hit_epsilon: float,  # world units
+        hit_t_out: wp.array(dtype=float),  # (R,) distance to the hit; -1 = miss
+        points_out: wp.array(dtype=wp.vec3),  # (R,) hit point (last sample on a miss)
+        normals_out: wp.array(dtype=wp.vec3),  # (R,) unit normal at the hit; 0 on a miss
+        min_sdf_out: wp.array(dtype=float),  # (R,) smallest SDF seen along the ray
+        min_t_out: wp.array(dtype=float),  # (R,) distance where it was seen
+    ):
+        """One thread per ray (dim = R). Not differentiable (runs outside the tape).
+        Writes each output element exactly once."""
+        r = wp.tid()
+        o = origins[r]
+        d = directions[r]
+        interval = bound_interval(o, d, bound_radius)
+        t_enter = interval[0]
+        t_exit = interval[1]
+        if t_enter > t_exit:
+            # The ray misses the bound: no field to look at.
+            hit_t_out[r] = -1.0
+            t_close = wp.max(-wp.dot(o, d), 0.0)
+            points_out[r] = o + d * t_close
+            normals_out[r] = wp.vec3(0.0)
+            min_sdf_out[r] = FAR_SDF
+            min_t_out[r] = t_close
+            return
+        t_far = t_exit
+        if clip_back == 0:
+            t_far = t_exit + NOCLIP_EXTRA_BOUNDS * bound_radius
+        t = t_enter
+        hit = 0
+        min_sdf = float(FAR_SDF)
+        min_t = t_enter
+        f = 0.0
+        for _step in range(max_steps):
+            f = sdf(params, meta, o + d * t)
+            if f < min_sdf:
+                min_sdf = f
+                min_t = t
+            if f < hit_epsilon:
+                hit = 1
+                break
+            t = t + f
+            if t > t_far:
+                break
+        if hit == 0:
+            hit_t_out[r] = -1.0
+            points_out[r] = o + d * wp.min(t, t_far)
+            normals_out[r] = wp.vec3(0.0)
+            min_sdf_out[r] = min_sdf
+            min_t_out[r] = min_t
+            return
+        # Newton steps along the ray on f(t) = 0, with the slope kept away from
+        # zero (grazing rays) and each step kept only if it reduces |f|.
+        for _k in range(POLISH_STEPS):
+            slope = wp.min(wp.dot(grad(params, meta, o + d * t), d), -0.01)
+            t_new = t - f / slope
+            if t_new >= t_enter and t_new <= t_far:
+                f_new = sdf(params, meta, o + d * t_new)
+                if wp.abs(f_new) < wp.abs(f):
+                    t = t_new
+                    f = f_new
+        x = o + d * t
+        g = grad(params, meta, x)
+        hit_t_out[r] = t
+        points_out[r] = x
+        normals_out[r] = wp.normalize(g)
+        min_sdf_out[r] = wp.min(min_sdf, f)
+        min_t_out[r] = t
+
+    return march_rays_kernel
+
+
+@dataclass
+class RayHits:
+    """Per-ray results, all (R,) Warp arrays on one device.
+
+    ``hit_t`` is -1 for a miss. ``points`` and ``normals`` are world-space.
+    """
+
+    hit_t: wp.array
+    points: wp.array
+    normals: wp.array
+    min_sdf: wp.array
+    min_t: wp.array
+
+    @classmethod
+    def allocate(cls, count: int, device) -> RayHits:
+        return cls(
+            wp.empty(count, dtype=float, device=device),
+            wp.empty(count, dtype=wp.vec3, device=device),
+            wp.empty(count, dtype=wp.vec3, device=device),
+            wp.empty(count, dtype=float, device=device),
+            wp.empty(count, dtype=float, device=device),
+        )
+
+    def numpy(self) -> dict[str, np.ndarray]:
+        return {
+            "hit_t": self.hit_t.numpy(),
+            "points": self.points.numpy(),
+            "normals": self.normals.numpy(),
+            "min_sdf": self.min_sdf.numpy(),
+            "min_t": self.min_t.numpy(),
+        }
+
+
+def march(
+    field: Field,
+    origins: wp.array,
+    directions: wp.array,
+    config: MarchConfig,
+    out: RayHits | None = None,
+) -> RayHits:
+    """Sphere-trace ``field`` along the rays. ``out`` is reused if given."""
+    n = origins.shape[0]
+    if out is None:
+        out = RayHits.allocate(n, field.device)
+    wp.launch(
+        march_kernel(field.functions),
+        dim=n,
+        inputs=[
+            origins,
+            directions,
+            field.params,
+            field.meta,
+            float(config.bound_radius),
+            int(config.clip_back),
+            int(config.max_steps),
+            float(config.hit_epsilon),
+        ],
+        outputs=[out.hit_t, out.points, out.normals, out.min_sdf, out.min_t],
+        device=field.device,
+    )
+    return out

@@ -1,0 +1,100 @@
+"""Targets: analytic shapes, mesh files and image folders, all seen as
+per-camera :class:`TargetView` (mask, XYZ, depth)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import warp as wp
+
+from warpsdf.camera import Camera, cameras_from_config, rays_for
+from warpsdf.errors import InputFileError
+from warpsdf.fields.analytic import AnalyticField
+from warpsdf.render import trace
+from warpsdf.scene import CameraLayout, MarchConfig, Scene, TargetKind
+from warpsdf.targets.analytic import airplane_shapes, target_shapes
+from warpsdf.targets.images import load_image_views, read_cameras, write_image_views
+from warpsdf.targets.mesh import MeshTarget
+from warpsdf.targets.views import TargetView, views_from_hits
+
+__all__ = [
+    "MeshTarget",
+    "Target",
+    "TargetView",
+    "airplane_shapes",
+    "build_target",
+    "load_image_views",
+    "training_cameras",
+    "write_image_views",
+]
+
+
+@dataclass
+class Target:
+    """A scene's target. ``source`` (a field or mesh) can be seen from any
+    camera; an image folder has only its ``stored`` views."""
+
+    kind: TargetKind
+    source: object | None = None
+    stored: list[TargetView] | None = None
+
+    @property
+    def renderable(self) -> bool:
+        return self.source is not None
+
+    def views(self, cameras: list[Camera], config: MarchConfig) -> list[TargetView]:
+        """The target seen from ``cameras`` (traced in one launch)."""
+        if self.source is None:
+            raise InputFileError("an image-folder target has only the views in its cameras.json")
+        origins, directions = rays_for(cameras)
+        device = self.source.device
+        hits = trace(
+            self.source,
+            wp.array(origins, dtype=wp.vec3, device=device),
+            wp.array(directions, dtype=wp.vec3, device=device),
+            config,
+        ).numpy()
+        views, start = [], 0
+        for cam in cameras:
+            end = start + cam.num_rays
+            views.append(views_from_hits(cam, {k: v[start:end] for k, v in hits.items()}))
+            start = end
+        return views
+
+
+def build_target(scene: Scene, device=None) -> Target:
+    """Load the scene's target onto ``device`` (mesh files and images are read here)."""
+    t = scene.target
+    if t.kind is TargetKind.SHAPES:
+        return Target(t.kind, source=AnalyticField(target_shapes(t), device=device))
+    if t.kind is TargetKind.MESH:
+        fill = t.normalize_fill * scene.march.bound_radius
+        return Target(t.kind, source=MeshTarget.from_file(t.path, t.normalize, fill, device))
+    return Target(t.kind, stored=load_image_views(t.path))
+
+
+def training_cameras(scene: Scene) -> list[Camera]:
+    """The cameras the fit trains on: from the image folder's cameras.json, from
+    ``cameras.file``, or from the ``[cameras]`` layout."""
+    if scene.target.kind is TargetKind.IMAGES:
+        cams = [cam for cam, _ in read_cameras(scene.target.path)]
+    elif scene.cameras.layout is CameraLayout.FILE:
+        cams = [cam for cam, _ in read_cameras(scene.cameras.file)]
+    else:
+        cams = cameras_from_config(scene.cameras)
+    return cams
+
+
+def target_views(scene: Scene, device=None, target: Target | None = None) -> list[TargetView]:
+    """The target as seen by the training cameras."""
+    target = target or build_target(scene, device)
+    if not target.renderable:
+        return list(target.stored)
+    return target.views(training_cameras(scene), scene.march)
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two boolean masks (1.0 when both are empty)."""
+    union = np.logical_or(a, b).sum()
+    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
