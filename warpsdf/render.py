@@ -7,7 +7,7 @@ field kind, a mesh) shares it.
 
 from __future__ import annotations
 
-from enum import Enum, IntEnum
+from enum import IntEnum, StrEnum
 
 import numpy as np
 import warp as wp
@@ -18,7 +18,7 @@ from warpsdf.march import RayHits, march
 from warpsdf.scene import MarchConfig
 
 
-class RenderMode(str, Enum):
+class RenderMode(StrEnum):
     SHADED = "shaded"
     MASK = "mask"
     XYZ = "xyz"

@@ -22,7 +22,7 @@ import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +33,13 @@ from warpsdf.errors import SceneError
 # ---------------------------------------------------------------------------
 
 
-class TargetKind(str, Enum):
+class TargetKind(StrEnum):
     SHAPES = "shapes"
     MESH = "mesh"
     IMAGES = "images"
 
 
-class ShapeType(str, Enum):
+class ShapeType(StrEnum):
     SPHERE = "sphere"
     BOX = "box"
     ROUNDED_BOX = "rounded_box"
@@ -48,35 +48,35 @@ class ShapeType(str, Enum):
     CYLINDER = "cylinder"
 
 
-class CombineOp(str, Enum):
+class CombineOp(StrEnum):
     UNION = "union"
     SMOOTH_UNION = "smooth_union"
     SUBTRACT = "subtract"
 
 
-class Preset(str, Enum):
+class Preset(StrEnum):
     AIRPLANE = "airplane"
 
 
-class CameraLayout(str, Enum):
+class CameraLayout(StrEnum):
     SINGLE = "single"
     ORBIT = "orbit"
     FIBONACCI = "fibonacci"
     FILE = "file"
 
 
-class SupervisionMode(str, Enum):
+class SupervisionMode(StrEnum):
     SILHOUETTE = "silhouette"
     XYZ = "xyz"
     DEPTH = "depth"
 
 
-class ModelKind(str, Enum):
+class ModelKind(StrEnum):
     SPHERES = "spheres"
     MLP = "mlp"
 
 
-class ModelInit(str, Enum):
+class ModelInit(StrEnum):
     SPHERE = "sphere"  # mlp: geometric initialisation, the SDF starts as a sphere
     RANDOM = "random"  # spheres: centres drawn uniformly inside the bound
     GRID = "grid"  # spheres: centres on a regular grid inside the bound
@@ -646,18 +646,22 @@ def _shape_problems(shape: ShapeSpec, where: str) -> list[str]:
                 f"{where}.{key}: not a parameter of type = {shape.type.value} "
                 f"(expected {', '.join(wanted)})"
             )
-    if shape.type is ShapeType.ROUNDED_BOX and shape.half_size and shape.corner_radius:
-        if shape.corner_radius >= min(shape.half_size):
-            problems.append(
-                f"{where}.corner_radius: expected a value < the smallest half_size "
-                f"({min(shape.half_size):g}), got {shape.corner_radius:g}"
-            )
-    if shape.type is ShapeType.TORUS and shape.major_radius and shape.minor_radius:
-        if shape.minor_radius >= shape.major_radius:
-            problems.append(
-                f"{where}.minor_radius: expected a value < major_radius "
-                f"({shape.major_radius:g}), got {shape.minor_radius:g}"
-            )
+    sized = shape.half_size and shape.corner_radius
+    if (
+        shape.type is ShapeType.ROUNDED_BOX
+        and sized
+        and shape.corner_radius >= min(shape.half_size)
+    ):
+        problems.append(
+            f"{where}.corner_radius: expected a value < the smallest half_size "
+            f"({min(shape.half_size):g}), got {shape.corner_radius:g}"
+        )
+    radii = shape.major_radius and shape.minor_radius
+    if shape.type is ShapeType.TORUS and radii and shape.minor_radius >= shape.major_radius:
+        problems.append(
+            f"{where}.minor_radius: expected a value < major_radius "
+            f"({shape.major_radius:g}), got {shape.minor_radius:g}"
+        )
     return problems
 
 
