@@ -96,10 +96,10 @@ def march_kernel(functions: FieldFunctions) -> wp.Kernel:
         if clip_back == 0:
             t_far = t_exit + NOCLIP_EXTRA_BOUNDS * bound_radius
         t = t_enter
-        hit = 0
+        hit = int(0)
         min_sdf = float(FAR_SDF)
         min_t = t_enter
-        f = 0.0
+        f = float(0.0)
         for _step in range(max_steps):
             f = sdf(params, meta, o + d * t)
             if f < min_sdf:

@@ -135,7 +135,7 @@ def sdf_primitive(code: int, p: wp.vec3, a: float, b: float, c: float, d: float)
 @wp.func
 def sdf_shapes(params: wp.array(dtype=float), meta: wp.array(dtype=int), x: wp.vec3) -> float:
     """Signed distance of the shape list at world point x (world units)."""
-    acc = 1.0e6
+    acc = float(1.0e6)
     for s in range(meta[0]):
         o = s * SHAPE_RECORD
         scale = params[o + 3]

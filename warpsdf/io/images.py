@@ -21,6 +21,12 @@ import png
 from warpsdf.errors import InputFileError, OutputError
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def ensure_parent(path: str | Path) -> Path:
     """Create the parent folder of an output file; one-line error if impossible."""
     path = Path(path)
@@ -50,6 +56,7 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes files private
         os.replace(tmp_path, path)
     except OSError as err:
         raise OutputError(f"{path}: cannot write ({err.strerror})") from None
@@ -73,6 +80,7 @@ def staged_dir(path: str | Path, force: bool = False) -> Iterator[Path]:
         raise OutputError(f"{path}: cannot write ({err.strerror})") from None
     try:
         yield stage
+        os.chmod(stage, 0o777 & ~_umask())  # mkdtemp makes folders private
         if path.exists():
             shutil.rmtree(path)
         os.replace(stage, path)

@@ -35,8 +35,8 @@ def cast_mesh_rays_kernel(
     interval = bound_interval(o, d, bound_radius)
     t0 = interval[0]
     t1 = interval[1]
-    hit = 0
-    t = 0.0
+    hit = int(0)
+    t = float(0.0)
     if t0 <= t1:
         t_far = t1
         if clip_back == 0:
@@ -94,10 +94,10 @@ def load_mesh_arrays(
         raise InputFileError(f"{path}: cannot read mesh ({err})") from None
     vertices = np.asarray(getattr(loaded, "vertices", np.zeros((0, 3))), np.float64)
     faces = np.asarray(getattr(loaded, "faces", np.zeros((0, 3))), np.int64)
+    if faces.ndim != 2 or len(faces) == 0:
+        raise InputFileError(f"{path}: mesh has no faces (only triangles can be ray-cast)")
     if len(vertices) == 0:
         raise InputFileError(f"{path}: mesh has no vertices")
-    if faces.ndim != 2 or len(faces) == 0:
-        raise InputFileError(f"{path}: mesh has no faces (a point cloud cannot be ray-cast)")
     if faces.min() < 0 or faces.max() >= len(vertices):
         raise InputFileError(f"{path}: mesh faces index missing vertices")
     if not np.isfinite(vertices).all():

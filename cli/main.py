@@ -1,0 +1,317 @@
+"""The ``warpsdf`` command line: parse, call the library, show the result.
+
+Bad input (a scene, a mesh, an image folder, an output path, a device) ends
+with one red line per problem on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import warp as wp
+from rich.console import Console
+
+wp.config.log_level = wp.LOG_WARNING  # no Warp banner or module-load lines in the output
+
+import warpsdf  # noqa: E402  (after the log level)
+from warpsdf.errors import OutputError, WarpsdfError  # noqa: E402
+
+app = typer.Typer(
+    name="warpsdf",
+    help="Fit signed distance functions to images with a differentiable sphere marcher "
+    "(NVIDIA Warp), and render the results.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="Override a scene key, e.g. --set optim.lr=3e-3 or --set "
+        "target.shapes[0].radius=0.2 (repeatable; checked like the file).",
+        metavar="SECTION.KEY=VALUE",
+    ),
+]
+DeviceOption = Annotated[
+    str,
+    typer.Option("--device", help="auto (CUDA if present), cpu, cuda or cuda:N."),
+]
+
+
+def user_errors(fn):
+    """Turn WarpsdfError into one red line per problem and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except WarpsdfError as err:
+            for line in str(err).splitlines():
+                err_console.print(f"[bold red]error:[/] {line}", soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/]")
+            raise typer.Exit(130) from None
+
+    return wrapper
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        console.print(f"warpsdf {warpsdf.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version_callback, is_eager=True, help="Show the version."
+        ),
+    ] = False,
+) -> None:
+    """warpsdf: fit SDFs to images and render them."""
+
+
+def _parse_resolution(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*", text)
+    if not m:
+        raise WarpsdfError(
+            f"--resolution {text!r}: expected N or WIDTHxHEIGHT, e.g. 256 or 320x240"
+        )
+    w = int(m.group(1))
+    h = int(m.group(2)) if m.group(2) else w
+    if w <= 0 or h <= 0:
+        raise WarpsdfError(f"--resolution {text!r}: width and height must be > 0")
+    return w, h
+
+
+# ---------------------------------------------------------------------------
+# validate / new
+# ---------------------------------------------------------------------------
+
+
+@app.command()
+@user_errors
+def validate(
+    scene: Annotated[Path, typer.Argument(help="Scene file (TOML).")],
+    sets: SetOption = None,
+) -> None:
+    """Check a scene file and print it fully resolved (every default filled in),
+    or list every problem found."""
+    from warpsdf.scene import load_scene
+
+    resolved = load_scene(scene, sets or [])
+    typer.echo(resolved.to_toml(), nl=False)
+
+
+@app.command()
+@user_errors
+def new(
+    name: Annotated[
+        str, typer.Argument(help="Scene name; writes NAME.toml (or NAME if it ends in .toml).")
+    ],
+    template: Annotated[
+        str, typer.Option("--template", "-t", help="xyz | silhouette | mesh | images.")
+    ] = "xyz",
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented scene file to start from."""
+    from warpsdf.io.images import atomic_file
+    from warpsdf.templates import Template, template_text, write_example_mesh
+
+    try:
+        kind = Template(template)
+    except ValueError:
+        choices = ", ".join(t.value for t in Template)
+        raise WarpsdfError(f"--template {template!r}: expected one of {choices}") from None
+    path = Path(name if name.endswith(".toml") else f"{name}.toml")
+    stem = path.stem
+    if path.exists() and not force:
+        raise OutputError(f"{path}: exists (use --force to overwrite)")
+    mesh_name = f"{stem}_mesh.ply"
+    views = f"{stem}_views"
+    text = template_text(kind, stem, path.name, mesh=mesh_name, views=views)
+    with atomic_file(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    console.print(f"[green]wrote[/] {path}")
+    if kind is Template.MESH:
+        mesh_path = path.parent / mesh_name
+        if not mesh_path.exists():
+            write_example_mesh(mesh_path)
+            console.print(f"[green]wrote[/] {mesh_path} (an example mesh: replace it with yours)")
+    if kind is Template.IMAGES:
+        console.print(
+            f"it reads {path.parent / views}/cameras.json: make one with "
+            f"[bold]warpsdf targets OTHER.toml --out {path.parent / views}[/]"
+        )
+    console.print(f"next: [bold]warpsdf validate {path}[/]")
+
+
+# ---------------------------------------------------------------------------
+# targets
+# ---------------------------------------------------------------------------
+
+
+@app.command()
+@user_errors
+def targets(
+    scene: Annotated[Path, typer.Argument(help="Scene file (TOML).")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder to write cameras.json and images into.")
+    ],
+    sets: SetOption = None,
+    device: DeviceOption = "auto",
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a non-empty --out folder.")
+    ] = False,
+) -> None:
+    """Write the scene's target as seen by its cameras: cameras.json, mask_NNN.png,
+    xyz_NNN.png (16-bit) and depth_NNN.npy. Read it back with kind = "images"."""
+    import warp as wp
+
+    from warpsdf.device import resolve_device
+    from warpsdf.io.images import staged_dir
+    from warpsdf.scene import load_scene
+    from warpsdf.targets import target_views, write_image_views
+
+    resolved = load_scene(scene, sets or [])
+    dev = resolve_device(device)
+    start = time.perf_counter()
+    with wp.ScopedDevice(dev):
+        views = target_views(resolved, dev)
+    with staged_dir(out, force=force) as stage:
+        write_image_views(views, stage)
+    cam = views[0].camera
+    console.print(
+        f"[green]wrote[/] {len(views)} view(s), {cam.width}x{cam.height}, "
+        f"{', '.join(views[0].available())} -> {out}/cameras.json "
+        f"[dim]({time.perf_counter() - start:.1f} s on {dev})[/]"
+    )
+
+
+# ---------------------------------------------------------------------------
+# render
+# ---------------------------------------------------------------------------
+
+
+@app.command()
+@user_errors
+def render(
+    source: Annotated[Path, typer.Argument(help="A scene file (renders its target).")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Output .png or .npy (raw values); .gif with --turntable; "
+            "a folder with --cameras.",
+        ),
+    ],
+    mode: Annotated[
+        str, typer.Option("--mode", "-m", help="shaded | mask | xyz | depth | normals.")
+    ] = "shaded",
+    resolution: Annotated[
+        str | None,
+        typer.Option("--resolution", "-r", help="N or WIDTHxHEIGHT (default: the scene's)."),
+    ] = None,
+    azimuth: Annotated[
+        float | None, typer.Option("--azimuth", help="Degrees; 0 looks from +Z, 90 from +X.")
+    ] = None,
+    elevation: Annotated[
+        float | None, typer.Option("--elevation", help="Degrees above the horizon.")
+    ] = None,
+    distance: Annotated[
+        float | None, typer.Option("--distance", help="Eye distance, world units.")
+    ] = None,
+    fov: Annotated[
+        float | None, typer.Option("--fov", help="Vertical field of view, degrees.")
+    ] = None,
+    cameras: Annotated[
+        Path | None,
+        typer.Option(
+            "--cameras", help="A cameras.json: one image per camera into the --out folder."
+        ),
+    ] = None,
+    turntable: Annotated[
+        int | None, typer.Option("--turntable", help="Frames of a 360° turntable GIF.")
+    ] = None,
+    fps: Annotated[float, typer.Option("--fps", help="Turntable frames per second.")] = 20.0,
+    sets: SetOption = None,
+    device: DeviceOption = "auto",
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a non-empty --out folder (with --cameras).")
+    ] = False,
+) -> None:
+    """Render a scene's target from any view, at any resolution, in any mode."""
+    import warp as wp
+
+    from warpsdf.device import resolve_device
+    from warpsdf.render import RenderMode
+    from warpsdf.scene import load_scene
+    from warpsdf.targets import build_target
+    from warpsdf.viewing import (
+        ViewRequest,
+        render_cameras_to_folder,
+        render_still,
+        render_turntable,
+    )
+
+    try:
+        render_mode = RenderMode(mode)
+    except ValueError:
+        choices = ", ".join(m.value for m in RenderMode)
+        raise WarpsdfError(f"--mode {mode!r}: expected one of {choices}") from None
+    request = ViewRequest(
+        resolution=_parse_resolution(resolution), azimuth_deg=azimuth, elevation_deg=elevation,
+        distance=distance, fov_deg=fov,
+    )  # fmt: skip
+    request.check()
+    if turntable is not None and turntable <= 0:
+        raise WarpsdfError(f"--turntable {turntable}: expected a frame count > 0")
+    if fps <= 0:
+        raise WarpsdfError(f"--fps {fps:g}: expected a value > 0")
+    if turntable is not None and cameras is not None:
+        raise WarpsdfError("--turntable and --cameras cannot be combined")
+    resolved = load_scene(source, sets or [])
+    dev = resolve_device(device)
+    start = time.perf_counter()
+    with wp.ScopedDevice(dev):
+        target = build_target(resolved, dev)
+        if not target.renderable:
+            raise WarpsdfError(
+                f"{source}: target kind 'images' has no geometry to render; "
+                f"its images are listed in {resolved.target.path}"
+            )
+        if cameras is not None:
+            count = render_cameras_to_folder(
+                target.source, resolved, cameras, request, render_mode, out, force
+            )
+            what = f"{count} image(s) into {out}/"
+        elif turntable is not None:
+            render_turntable(target.source, resolved, request, render_mode, turntable, fps, out)
+            what = f"{turntable}-frame turntable {out}"
+        else:
+            render_still(target.source, resolved, request, render_mode, out)
+            what = str(out)
+    console.print(
+        f"[green]wrote[/] {what} [dim]({render_mode.value}, "
+        f"{time.perf_counter() - start:.1f} s on {dev})[/]"
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,26 @@
+"""Shared fixtures. Device-parametrised tests run on the CPU by default and,
+where a CUDA device exists, again on it under the ``gpu`` marker
+(``pytest -m gpu``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import warp as wp
+
+wp.config.log_level = wp.LOG_WARNING
+wp.init()
+
+REPO = Path(__file__).resolve().parents[1]
+SCENES = REPO / "scenes"
+
+_DEVICES = [pytest.param("cpu", id="cpu")]
+if wp.get_cuda_device_count() > 0:
+    _DEVICES.append(pytest.param("cuda:0", id="cuda", marks=pytest.mark.gpu))
+
+
+@pytest.fixture(params=_DEVICES)
+def device(request) -> str:
+    """A Warp device name: 'cpu', plus 'cuda:0' under the gpu marker."""
+    return request.param

@@ -1,0 +1,120 @@
+"""Views for ``render``: pick cameras from a scene plus overrides, render, and
+save stills, per-camera folders and turntable GIFs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from warpsdf.camera import Camera, camera_from_angles
+from warpsdf.errors import OutputError, WarpsdfError
+from warpsdf.io.images import staged_dir, to_uint8, write_gif, write_npy, write_png
+from warpsdf.render import RenderMode, render, to_display
+from warpsdf.scene import Scene
+from warpsdf.targets import training_cameras
+from warpsdf.targets.images import read_cameras
+
+STILL_SUFFIXES = (".png", ".npy")
+
+
+@dataclass(frozen=True)
+class ViewRequest:
+    """Overrides of the scene's first camera. None keeps the scene's value."""
+
+    resolution: tuple[int, int] | None = None  # pixels (width, height)
+    azimuth_deg: float | None = None
+    elevation_deg: float | None = None
+    distance: float | None = None  # world units
+    fov_deg: float | None = None
+
+    def check(self) -> None:
+        if self.fov_deg is not None and not 0 < self.fov_deg < 180:
+            raise WarpsdfError(f"--fov {self.fov_deg:g}: expected a value in (0, 180) degrees")
+        if self.distance is not None and self.distance <= 0:
+            raise WarpsdfError(f"--distance {self.distance:g}: expected a value > 0")
+        if self.elevation_deg is not None and not -90 <= self.elevation_deg <= 90:
+            raise WarpsdfError(f"--elevation {self.elevation_deg:g}: expected a value in [-90, 90]")
+        if self.resolution is not None and min(self.resolution) <= 0:
+            raise WarpsdfError(f"--resolution {self.resolution}: expected values > 0")
+
+    @property
+    def moves_eye(self) -> bool:
+        return any(v is not None for v in (self.azimuth_deg, self.elevation_deg, self.distance))
+
+
+def _apply_lens(camera: Camera, request: ViewRequest) -> Camera:
+    if request.resolution is not None:
+        camera = replace(camera, width=request.resolution[0], height=request.resolution[1])
+    if request.fov_deg is not None:
+        camera = replace(camera, fov_deg=request.fov_deg)
+    return camera
+
+
+def view_camera(scene: Scene, request: ViewRequest, azimuth_offset_deg: float = 0.0) -> Camera:
+    """The scene's first training camera, or, when azimuth/elevation/distance are
+    given (or an azimuth offset is asked for), a camera on the sphere around the
+    scene's look_at with the scene's values for what is not given."""
+    c = scene.cameras
+    base = training_cameras(scene)[0]
+    if request.moves_eye or azimuth_offset_deg:
+        base = camera_from_angles(
+            (c.azimuth_deg if request.azimuth_deg is None else request.azimuth_deg)
+            + azimuth_offset_deg,
+            c.elevation_deg if request.elevation_deg is None else request.elevation_deg,
+            c.distance if request.distance is None else request.distance,
+            fov_deg=base.fov_deg, width=base.width, height=base.height,
+            target=c.look_at, up=c.up,
+        )  # fmt: skip
+    return _apply_lens(base, request)
+
+
+def _check_suffix(out: Path, allowed: tuple[str, ...], what: str) -> None:
+    if out.suffix.lower() not in allowed:
+        raise OutputError(f"{out}: {what} must end in {' or '.join(allowed)}")
+
+
+def save_image(out: str | Path, image: np.ndarray, mode: RenderMode) -> None:
+    """.png: 8-bit display image; .npy: the raw values (mask bool, depth with
+    inf for misses, colours as float32 in [0, 1])."""
+    out = Path(out)
+    _check_suffix(out, STILL_SUFFIXES, "an image")
+    if out.suffix.lower() == ".npy":
+        write_npy(out, image)
+    else:
+        write_png(out, to_uint8(to_display(image, mode)))
+
+
+def render_still(
+    source, scene: Scene, request: ViewRequest, mode: RenderMode, out: Path
+) -> np.ndarray:
+    _check_suffix(Path(out), STILL_SUFFIXES, "an image")
+    image = render(source, view_camera(scene, request), mode, scene.march)
+    save_image(out, image, mode)
+    return image
+
+
+def render_turntable(
+    source, scene: Scene, request: ViewRequest, mode: RenderMode, frames: int, fps: float, out: Path
+) -> None:
+    """``frames`` views evenly around 360° of azimuth, as a looping GIF."""
+    _check_suffix(Path(out), (".gif",), "a turntable")
+    images = []
+    for k in range(frames):
+        cam = view_camera(scene, request, azimuth_offset_deg=360.0 * k / frames)
+        images.append(to_uint8(to_display(render(source, cam, mode, scene.march), mode)))
+    write_gif(out, images, fps)
+
+
+def render_cameras_to_folder(
+    source, scene: Scene, cameras_json: Path, request: ViewRequest, mode: RenderMode,
+    out: Path, force: bool = False,
+) -> int:  # fmt: skip
+    """One PNG per camera of a cameras.json (render_NNN.png), written atomically as a folder."""
+    cams = [_apply_lens(cam, request) for cam, _ in read_cameras(cameras_json)]
+    images = [render(source, cam, mode, scene.march) for cam in cams]
+    with staged_dir(out, force=force) as stage:
+        for i, image in enumerate(images):
+            save_image(stage / f"render_{i:03d}.png", image, mode)
+    return len(images)
