@@ -1,0 +1,1 @@
+"""warpsdf performance benchmarks (not part of the test suite). Each prints JSON lines."""
