@@ -64,7 +64,7 @@ def march_kernel(functions: FieldFunctions) -> wp.Kernel:
         origins: wp.array(dtype=wp.vec3),  # (R,) world units
         directions: wp.array(dtype=wp.vec3),  # (R,) unit vectors
         params: wp.array(dtype=float),  # (P,) field parameters
-        meta: wp.array(dtype=int),  # field sizes
+        meta: wp.array(dtype=float),  # field sizes and constants
         bound_radius: float,  # world units
         clip_back: int,  # 1: the back wall ends the ray (miss), 0: march on
         max_steps: int,
@@ -74,6 +74,7 @@ def march_kernel(functions: FieldFunctions) -> wp.Kernel:
         normals_out: wp.array(dtype=wp.vec3),  # (R,) unit normal at the hit; 0 on a miss
         min_sdf_out: wp.array(dtype=float),  # (R,) smallest SDF seen along the ray
         min_t_out: wp.array(dtype=float),  # (R,) distance where it was seen
+        grad_dot_dir_out: wp.array(dtype=float),  # (R,) (raw grad f at the hit) . dir; 0 on a miss
     ):
         """One thread per ray (dim = R). Not differentiable (runs outside the tape).
         Writes each output element exactly once."""
@@ -91,6 +92,7 @@ def march_kernel(functions: FieldFunctions) -> wp.Kernel:
             normals_out[r] = wp.vec3(0.0)
             min_sdf_out[r] = FAR_SDF
             min_t_out[r] = t_close
+            grad_dot_dir_out[r] = 0.0
             return
         t_far = t_exit
         if clip_back == 0:
@@ -117,6 +119,7 @@ def march_kernel(functions: FieldFunctions) -> wp.Kernel:
             normals_out[r] = wp.vec3(0.0)
             min_sdf_out[r] = min_sdf
             min_t_out[r] = min_t
+            grad_dot_dir_out[r] = 0.0
             return
         # Newton steps along the ray on f(t) = 0, with the slope kept away from
         # zero (grazing rays) and each step kept only if it reduces |f|.
@@ -135,6 +138,7 @@ def march_kernel(functions: FieldFunctions) -> wp.Kernel:
         normals_out[r] = wp.normalize(g)
         min_sdf_out[r] = wp.min(min_sdf, f)
         min_t_out[r] = t
+        grad_dot_dir_out[r] = wp.dot(g, d)
 
     return march_rays_kernel
 
@@ -144,6 +148,8 @@ class RayHits:
     """Per-ray results, all (R,) Warp arrays on one device.
 
     ``hit_t`` is -1 for a miss. ``points`` and ``normals`` are world-space.
+    ``grad_dot_dir`` is the raw SDF gradient at the hit dotted with the ray
+    direction (the denominator of the implicit hit point).
     """
 
     hit_t: wp.array
@@ -151,6 +157,7 @@ class RayHits:
     normals: wp.array
     min_sdf: wp.array
     min_t: wp.array
+    grad_dot_dir: wp.array
 
     @classmethod
     def allocate(cls, count: int, device) -> RayHits:
@@ -158,6 +165,7 @@ class RayHits:
             wp.empty(count, dtype=float, device=device),
             wp.empty(count, dtype=wp.vec3, device=device),
             wp.empty(count, dtype=wp.vec3, device=device),
+            wp.empty(count, dtype=float, device=device),
             wp.empty(count, dtype=float, device=device),
             wp.empty(count, dtype=float, device=device),
         )
@@ -169,6 +177,7 @@ class RayHits:
             "normals": self.normals.numpy(),
             "min_sdf": self.min_sdf.numpy(),
             "min_t": self.min_t.numpy(),
+            "grad_dot_dir": self.grad_dot_dir.numpy(),
         }
 
 
@@ -196,7 +205,7 @@ def march(
             int(config.max_steps),
             float(config.hit_epsilon),
         ],
-        outputs=[out.hit_t, out.points, out.normals, out.min_sdf, out.min_t],
+        outputs=[out.hit_t, out.points, out.normals, out.min_sdf, out.min_t, out.grad_dot_dir],
         device=field.device,
     )
     return out

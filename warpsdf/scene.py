@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from warpsdf.errors import SceneError
+from warpsdf.limits import MAX_FREQUENCIES, MAX_LAYERS, MAX_WIDTH
 
 # ---------------------------------------------------------------------------
 # Enums (modes are enums, never bare strings or integers)
@@ -69,6 +70,22 @@ class SupervisionMode(StrEnum):
     SILHOUETTE = "silhouette"
     XYZ = "xyz"
     DEPTH = "depth"
+
+
+class SilhouetteLoss(StrEnum):
+    BCE = "bce"  # binary cross-entropy on the soft mask (divided by alpha, as in IDR)
+    MSE = "mse"  # squared error of the soft mask
+
+
+class PointLoss(StrEnum):
+    L1 = "l1"
+    MSE = "mse"
+
+
+class Schedule(StrEnum):
+    CONSTANT = "constant"
+    COSINE = "cosine"  # from lr down to lr * lr_final_ratio
+    STEP = "step"  # lr * step_gamma every step_every iterations
 
 
 class ModelKind(StrEnum):
@@ -182,6 +199,8 @@ class SupervisionConfig:
         (SupervisionMode.SILHOUETTE,), "any of: silhouette, xyz, depth"
     )
     weights: dict[str, float] = _opt({}, "loss weight per mode (default 1.0 each)", ">= 0")
+    silhouette_loss: SilhouetteLoss = _opt(SilhouetteLoss.BCE, "bce | mse on the soft mask")
+    xyz_loss: PointLoss = _opt(PointLoss.L1, "l1 | mse on surface points (and depth)")
 
 
 @dataclass(frozen=True)
@@ -220,6 +239,16 @@ class OptimConfig:
     mask_alpha: tuple[float, float] = _opt(
         (50.0, 1600.0), "1/world units; soft-mask sharpness, annealed start -> end", "> 0"
     )
+    schedule: Schedule = _opt(Schedule.CONSTANT, "learning-rate schedule: constant | cosine | step")
+    lr_final_ratio: float = _opt(0.05, "cosine: final lr as a fraction of lr", "[0, 1]")
+    step_every: int = _opt(500, "step: iterations between lr drops", "> 0")
+    step_gamma: float = _opt(0.5, "step: lr factor at each drop", "(0, 1]")
+    batch_rays: int = _opt(
+        0, "rays per iteration, drawn at random; 0 = every pixel of every view", ">= 0"
+    )
+    eikonal_samples: int = _opt(
+        1024, "random points in the bound per iteration for the eikonal term", ">= 0"
+    )
 
 
 @dataclass(frozen=True)
@@ -228,6 +257,11 @@ class OutputConfig:
 
     dir: str = _opt("", "run folder, relative to the working directory (default runs/NAME)")
     snapshot_every: int = _opt(20, "iterations between frames of the optimisation GIF", "> 0")
+    checkpoint_every: int = _opt(100, "iterations between checkpoints", "> 0")
+    log_every: int = _opt(10, "iterations between progress updates", "> 0")
+    final_scale: int = _opt(4, "final renders at this multiple of the training resolution", "> 0")
+    heldout_views: int = _opt(8, "unseen views for the held-out IoU", ">= 0")
+    mesh_resolution: int = _opt(128, "marching-cubes grid size for mesh.ply", "[8, 1024]")
 
 
 @dataclass(frozen=True)
@@ -625,6 +659,14 @@ def _cross_checks(scene: Scene, file: str) -> list[str]:
             f"expected a value < march.bound_radius ({scene.march.bound_radius:g}), "
             f"got {m.init_radius:g}",
         )
+    if m.kind is ModelKind.MLP:
+        for key, value, top in (
+            ("hidden", m.hidden, MAX_WIDTH),
+            ("layers", m.layers, MAX_LAYERS),
+            ("fourier_frequencies", m.fourier_frequencies, MAX_FREQUENCIES),
+        ):
+            if value > top:
+                fail(f"model.{key}", f"expected a value <= {top}, got {value}")
     a0, a1 = scene.optim.mask_alpha
     if a1 < a0:
         fail("optim.mask_alpha", f"expected [start, end] with end >= start, got [{a0:g}, {a1:g}]")

@@ -8,7 +8,7 @@ shapes change.
 Record layout (SHAPE_RECORD floats per shape):
     0 type (ShapeCode), 1 op (OpCode), 2 k (blend radius), 3 scale,
     4..6 center, 7..15 world->local rotation R^T (row-major), 16..19 shape params.
-meta = [shape count].
+meta = [shape count] (floats, like every field's meta).
 """
 
 from __future__ import annotations
@@ -133,10 +133,10 @@ def sdf_primitive(code: int, p: wp.vec3, a: float, b: float, c: float, d: float)
 
 
 @wp.func
-def sdf_shapes(params: wp.array(dtype=float), meta: wp.array(dtype=int), x: wp.vec3) -> float:
+def sdf_shapes(params: wp.array(dtype=float), meta: wp.array(dtype=float), x: wp.vec3) -> float:
     """Signed distance of the shape list at world point x (world units)."""
     acc = float(1.0e6)
-    for s in range(meta[0]):
+    for s in range(int(meta[0])):
         o = s * SHAPE_RECORD
         scale = params[o + 3]
         q = x - wp.vec3(params[o + 4], params[o + 5], params[o + 6])
@@ -247,5 +247,5 @@ class AnalyticField(Field):
         self.shapes = tuple(shapes)
         super().__init__(
             wp.array(encode_shapes(self.shapes), dtype=float, device=device),
-            wp.array([len(self.shapes)], dtype=int, device=device),
+            wp.array([float(len(self.shapes))], dtype=float, device=device),
         )

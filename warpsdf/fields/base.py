@@ -1,31 +1,42 @@
 """The one field interface that the marcher, renderer, losses and export share.
 
-A field is two ``@wp.func`` with the same signature, plus its data:
+A field kind is a few ``@wp.func`` with the same leading arguments, plus data:
 
-    sdf(params: wp.array(dtype=float), meta: wp.array(dtype=int), x: wp.vec3) -> float
-    grad(params, meta, x) -> wp.vec3          # spatial gradient, d sdf / d x
+    sdf(params, meta, x) -> float                 # signed distance, world units
+    grad(params, meta, x) -> wp.vec3              # spatial gradient d sdf / d x
+    backward(params, meta, x, adj, grad_params)   # grad_params += adj * d sdf / d params
 
-``params`` is a flat float array (the differentiable parameters: sphere
-centres and radii, MLP weights; or primitive records for analytic shapes) and
-``meta`` a small int array of sizes (counts, widths). Kernels are built once
-per field *kind* from these functions (see :func:`warpsdf.march.march_kernel`),
-so changing sizes never recompiles anything.
+``params`` is a flat float array (the parameters: sphere centres and radii,
+MLP weights, or primitive records for analytic shapes) and ``meta`` a small
+float array of sizes and constants (counts, widths, blend radii), never
+differentiated. Kernels are built once per field *kind* from these functions
+(:func:`eval_kernel`, :func:`backward_kernel`, and the marcher's
+``march_kernel``), so changing sizes never recompiles anything.
+
+Differentiable evaluation (:func:`evaluate`) records a custom backward on a
+``wp.Tape``: everything the fit needs (the implicit hit point, the soft
+silhouette, the finite-difference eikonal term) is a function of SDF values at
+points, so one hand-written parameter backward per field kind serves them all.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
+import numpy as np
 import warp as wp
 
 
 @dataclass(frozen=True)
 class FieldFunctions:
-    """The Warp functions that define a field kind. ``name`` keys kernel caches."""
+    """The Warp functions that define a field kind. ``name`` keys kernel caches.
+    ``backward`` is None for fields that are not fitted (analytic shapes)."""
 
     name: str
     sdf: wp.Function
     grad: wp.Function
+    backward: wp.Function | None = None
 
 
 class Field:
@@ -41,10 +52,33 @@ class Field:
     def device(self) -> wp.context.Device:
         return self.params.device
 
+    @property
+    def num_params(self) -> int:
+        return self.params.shape[0]
+
+    def values(self, points: np.ndarray) -> np.ndarray:
+        """SDF values (N,) at world points (N, 3), no gradients (for tests and export)."""
+        pts = wp.array(
+            np.asarray(points, np.float32).reshape(-1, 3), dtype=wp.vec3, device=self.device
+        )
+        out = wp.empty(pts.shape[0], dtype=float, device=self.device)
+        detached = wp.empty_like(out)
+        evaluate(self, pts, out, detached)
+        return out.numpy()
+
 
 # Step of the finite-difference gradient, world units. float32 SDF values of
 # order 1 keep about 1e-7 absolute precision, so this gives normals good to ~1e-3.
 FD_GRADIENT_STEP = 5e-4
+
+# The four tetrahedron directions of the finite-difference gradient:
+# grad f ~= sum_k k * f(x + h k) / (4 h).
+TETRAHEDRON = (
+    (1.0, -1.0, -1.0),
+    (-1.0, -1.0, 1.0),
+    (-1.0, 1.0, -1.0),
+    (1.0, 1.0, 1.0),
+)
 
 
 def fd_gradient(sdf: wp.Function) -> wp.Function:
@@ -52,7 +86,7 @@ def fd_gradient(sdf: wp.Function) -> wp.Function:
     difference, 4 SDF evaluations, error O(h^2)."""
 
     @wp.func
-    def grad(params: wp.array(dtype=float), meta: wp.array(dtype=int), x: wp.vec3) -> wp.vec3:
+    def grad(params: wp.array(dtype=float), meta: wp.array(dtype=float), x: wp.vec3) -> wp.vec3:
         h = float(FD_GRADIENT_STEP)
         k0 = wp.vec3(1.0, -1.0, -1.0)
         k1 = wp.vec3(-1.0, -1.0, 1.0)
@@ -67,3 +101,86 @@ def fd_gradient(sdf: wp.Function) -> wp.Function:
         return g / (4.0 * h)
 
     return grad
+
+
+@functools.cache
+def eval_kernel(functions: FieldFunctions) -> wp.Kernel:
+    """values_out[i] = sdf(points[i]) for one field kind (built once, cached)."""
+    sdf = functions.sdf
+
+    @wp.kernel(enable_backward=False, module="unique", name=f"eval_field_kernel_{functions.name}")
+    def eval_field_kernel(
+        params: wp.array(dtype=float),  # (P,) field parameters
+        meta: wp.array(dtype=float),  # field sizes and constants
+        points: wp.array(dtype=wp.vec3),  # (N,) world units
+        values_out: wp.array(dtype=float),  # (N,) SDF values, world units
+        detached_out: wp.array(dtype=float),  # (N,) the same values, outside any gradient
+    ):
+        """One thread per point (dim = N). Its gradient is :func:`backward_kernel`."""
+        i = wp.tid()
+        f = sdf(params, meta, points[i])
+        values_out[i] = f
+        detached_out[i] = f
+
+    return eval_field_kernel
+
+
+@functools.cache
+def backward_kernel(functions: FieldFunctions) -> wp.Kernel:
+    """params_grad += sum_i adj_values[i] * d sdf(points[i]) / d params."""
+    if functions.backward is None:
+        raise TypeError(f"field kind {functions.name!r} has no parameter gradient")
+    backward = functions.backward
+
+    @wp.kernel(
+        enable_backward=False, module="unique", name=f"backward_field_kernel_{functions.name}"
+    )
+    def backward_field_kernel(
+        params: wp.array(dtype=float),  # (P,) field parameters
+        meta: wp.array(dtype=float),  # field sizes and constants
+        points: wp.array(dtype=wp.vec3),  # (N,) world units
+        adj_values: wp.array(dtype=float),  # (N,) dL / d value
+        params_grad_out: wp.array(dtype=float),  # (P,) accumulated (atomic adds)
+    ):
+        """One thread per point (dim = N); skips points with a zero adjoint."""
+        i = wp.tid()
+        adj = adj_values[i]
+        if adj != 0.0:
+            backward(params, meta, points[i], adj, params_grad_out)
+
+    return backward_field_kernel
+
+
+def evaluate(
+    field: Field,
+    points: wp.array,
+    values_out: wp.array,
+    detached_out: wp.array,
+    tape: wp.Tape | None = None,
+) -> None:
+    """SDF values at ``points``. With a ``tape``, ``values_out.grad`` flows back
+    into ``field.params.grad`` when the tape is run backwards.
+    ``detached_out`` receives the same values, for terms that must treat them
+    as constants (the f0 of the implicit hit point)."""
+    n = points.shape[0]
+    wp.launch(
+        eval_kernel(field.functions),
+        dim=n,
+        inputs=[field.params, field.meta, points],
+        outputs=[values_out, detached_out],
+        device=field.device,
+        record_tape=False,  # its gradient is the custom backward below
+    )
+    if tape is None:
+        return
+
+    def backward() -> None:
+        wp.launch(
+            backward_kernel(field.functions),
+            dim=n,
+            inputs=[field.params, field.meta, points, values_out.grad],
+            outputs=[field.params.grad],
+            device=field.device,
+        )
+
+    tape.record_func(backward, arrays=[field.params, values_out])

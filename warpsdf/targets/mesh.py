@@ -26,6 +26,7 @@ def cast_mesh_rays_kernel(
     normals_out: wp.array(dtype=wp.vec3),  # (R,) interpolated unit normal, facing the ray
     min_sdf_out: wp.array(dtype=float),  # (R,) 0 on a hit, FAR_SDF on a miss (no SDF)
     min_t_out: wp.array(dtype=float),  # (R,) hit distance, or the closest approach
+    grad_dot_dir_out: wp.array(dtype=float),  # (R,) normal . dir at the hit; 0 on a miss
 ):
     """One thread per ray (dim = R). Not differentiable. Same outputs as the
     sphere marcher, clipped to the bounding sphere the same way."""
@@ -60,6 +61,7 @@ def cast_mesh_rays_kernel(
                 n = -n
             points_out[r] = o + d * t
             normals_out[r] = n
+            grad_dot_dir_out[r] = wp.dot(n, d)
     if hit == 1:
         hit_t_out[r] = t
         min_sdf_out[r] = 0.0
@@ -71,6 +73,7 @@ def cast_mesh_rays_kernel(
         normals_out[r] = wp.vec3(0.0)
         min_sdf_out[r] = FAR_SDF
         min_t_out[r] = t_close
+        grad_dot_dir_out[r] = 0.0
 
 
 def load_mesh_arrays(
@@ -164,7 +167,7 @@ class MeshTarget:
                 float(config.bound_radius),
                 int(config.clip_back),
             ],
-            outputs=[out.hit_t, out.points, out.normals, out.min_sdf, out.min_t],
+            outputs=[out.hit_t, out.points, out.normals, out.min_sdf, out.min_t, out.grad_dot_dir],
             device=self.device,
         )
         return out

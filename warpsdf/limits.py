@@ -1,0 +1,5 @@
+"""Sizes that one compiled kernel supports (checked when a scene is loaded)."""
+
+MAX_WIDTH = 256  # MLP hidden width
+MAX_LAYERS = 8  # MLP hidden layers
+MAX_FREQUENCIES = 10  # Fourier feature frequencies

@@ -1,0 +1,137 @@
+"""Loss kernels, recorded on the tape (Warp differentiates them).
+
+Each reads SDF values that :func:`warpsdf.fields.base.evaluate` produced on
+the tape, so their gradient flows on into the field parameters.
+
+Terms (index into the ``terms`` array, unweighted, each a mean):
+  0 silhouette: soft mask m = sigmoid(-alpha f(x_min)) against the target mask,
+    on rays that are not hits in both prediction and target (IDR);
+  1 xyz: |x(theta) - x*| on rays both hit, with the implicit hit point
+    x(theta) = x0 - d (f(x0; theta) - f0) / (grad f(x0) . d);
+  2 depth: |t(theta) - t*| on rays both hit;
+  3 eikonal: (|grad f| - 1)^2 at random points, grad f by finite differences.
+``loss`` is the weighted sum that the tape differentiates.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+import warp as wp
+
+from warpsdf.fields.base import FD_GRADIENT_STEP
+from warpsdf.march import FAR_SDF
+
+
+class Term(IntEnum):
+    SILHOUETTE = 0
+    XYZ = 1
+    DEPTH = 2
+    EIKONAL = 3
+
+
+NUM_TERMS = len(Term)
+TERM_NAMES = tuple(t.name.lower() for t in Term)
+
+# |grad f . d| is clamped to at least this when differentiating the hit point,
+# so grazing hits do not blow up the gradient.
+MIN_GRAD_DOT_DIR = 0.1
+
+
+@wp.func
+def softplus0(z: float) -> float:
+    """log(1 + e^z), stable for any z."""
+    return wp.max(z, 0.0) + wp.log(1.0 + wp.exp(-wp.abs(z)))
+
+
+@wp.func
+def point_error(e: wp.vec3, squared: int) -> float:
+    if squared == 1:
+        return wp.dot(e, e) / 3.0
+    return (wp.abs(e[0]) + wp.abs(e[1]) + wp.abs(e[2])) / 3.0
+
+
+@wp.kernel
+def ray_loss_kernel(
+    values: wp.array(dtype=float),  # (R,) f(theta) at each ray's sample point; differentiable
+    detached: wp.array(dtype=float),  # (R,) the same values as constants (f0)
+    sample_points: wp.array(dtype=wp.vec3),  # (R,) hit point, or the point of least SDF
+    directions: wp.array(dtype=wp.vec3),  # (R,) unit ray directions
+    hit_t: wp.array(dtype=float),  # (R,) predicted hit distance, -1 = miss (from the march)
+    min_sdf: wp.array(dtype=float),  # (R,) FAR_SDF marks rays that miss the bound
+    grad_dot_dir: wp.array(dtype=float),  # (R,) grad f(x0) . d at the hit (from the march)
+    target_mask: wp.array(dtype=float),  # (R,) 1 on the object, 0 off
+    target_xyz: wp.array(dtype=wp.vec3),  # (R,) target surface point (world units)
+    target_depth: wp.array(dtype=float),  # (R,) target ray distance (world units)
+    alpha: float,  # soft-mask sharpness, 1/world units
+    inv_count: float,  # 1 / R: every term is a mean over the rays
+    w_silhouette: float,  # loss weights (0 switches a term off)
+    w_xyz: float,
+    w_depth: float,
+    silhouette_mse: int,  # 1: squared error of the soft mask, 0: BCE / alpha
+    point_mse: int,  # 1: squared error of points/depth, 0: L1
+    terms_out: wp.array(dtype=float),  # (NUM_TERMS,) unweighted means, accumulated
+    loss_out: wp.array(dtype=float),  # (1,) weighted sum, accumulated
+):
+    """One thread per ray (dim = R). Differentiable w.r.t. ``values``."""
+    r = wp.tid()
+    if min_sdf[r] >= 0.5 * FAR_SDF:
+        return  # the ray never enters the bound: nothing to learn from it
+    y = target_mask[r]
+    f = values[r]
+    pred_hit = hit_t[r] >= 0.0
+    if pred_hit and y > 0.5:
+        gd = wp.min(grad_dot_dir[r], -MIN_GRAD_DOT_DIR)
+        dt = -(f - detached[r]) / gd
+        if w_xyz > 0.0:
+            x = sample_points[r] + directions[r] * dt
+            e = point_error(x - target_xyz[r], point_mse)
+            wp.atomic_add(terms_out, int(Term.XYZ), e * inv_count)
+            wp.atomic_add(loss_out, 0, w_xyz * e * inv_count)
+        if w_depth > 0.0:
+            de = hit_t[r] + dt - target_depth[r]
+            e = wp.where(point_mse == 1, de * de, wp.abs(de))
+            wp.atomic_add(terms_out, int(Term.DEPTH), e * inv_count)
+            wp.atomic_add(loss_out, 0, w_depth * e * inv_count)
+    elif w_silhouette > 0.0:
+        if silhouette_mse == 1:
+            m = 1.0 / (1.0 + wp.exp(alpha * f))
+            e = (m - y) * (m - y)
+        else:
+            e = (y * softplus0(alpha * f) + (1.0 - y) * softplus0(-alpha * f)) / alpha
+        wp.atomic_add(terms_out, int(Term.SILHOUETTE), e * inv_count)
+        wp.atomic_add(loss_out, 0, w_silhouette * e * inv_count)
+
+
+@wp.kernel
+def eikonal_loss_kernel(
+    values: wp.array(dtype=float),  # (4E,) f at x_i + h k_j, 4 tetrahedron points per sample
+    inv_count: float,  # 1 / E
+    weight: float,
+    terms_out: wp.array(dtype=float),  # (NUM_TERMS,) accumulated
+    loss_out: wp.array(dtype=float),  # (1,) accumulated
+):
+    """One thread per sample (dim = E). Differentiable w.r.t. ``values``."""
+    i = wp.tid()
+    h = float(FD_GRADIENT_STEP)
+    g = (
+        wp.vec3(1.0, -1.0, -1.0) * values[4 * i + 0]
+        + wp.vec3(-1.0, -1.0, 1.0) * values[4 * i + 1]
+        + wp.vec3(-1.0, 1.0, -1.0) * values[4 * i + 2]
+        + wp.vec3(1.0, 1.0, 1.0) * values[4 * i + 3]
+    ) / (4.0 * h)
+    e = (wp.length(g) - 1.0) * (wp.length(g) - 1.0)
+    wp.atomic_add(terms_out, int(Term.EIKONAL), e * inv_count)
+    wp.atomic_add(loss_out, 0, weight * e * inv_count)
+
+
+@wp.kernel(enable_backward=False)
+def sample_points_kernel(
+    origins: wp.array(dtype=wp.vec3),  # (R,) world units
+    directions: wp.array(dtype=wp.vec3),  # (R,) unit vectors
+    min_t: wp.array(dtype=float),  # (R,) distance of the least SDF (the hit, for hits)
+    points_out: wp.array(dtype=wp.vec3),  # (R,) o + d * min_t
+):
+    """One thread per ray (dim = R). Not differentiable (the points are constants)."""
+    r = wp.tid()
+    points_out[r] = origins[r] + directions[r] * min_t[r]
