@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import warp as wp
 from typer.testing import CliRunner
+from warpsdf.cli.main import app
 
 from tests.conftest import SCENES
-from warpsdf.cli.main import app
 from warpsdf.io.images import read_png, write_png
 from warpsdf.scene import load_scene
 
@@ -76,11 +76,22 @@ elevation_deg = 15.0
         ("targets", ["--out", "--set", "--device", "--force"]),
         (
             "render",
-            ["--out", "--mode", "--resolution", "--azimuth", "--elevation", "--distance",
-             "--fov", "--cameras", "--turntable", "--device", "--set"],
+            [
+                "--out",
+                "--mode",
+                "--resolution",
+                "--azimuth",
+                "--elevation",
+                "--distance",
+                "--fov",
+                "--cameras",
+                "--turntable",
+                "--device",
+                "--set",
+            ],
         ),
     ],
-)  # fmt: skip
+)
 def test_help_is_complete(command, options):
     result = run(command, "--help")
     assert result.exit_code == 0
@@ -204,8 +215,9 @@ def test_render_every_shipped_scene(scene, tmp_path):
     img = iio.imread(out)
     assert img.shape == (24, 24, 3)
     mask_out = tmp_path / "mask.npy"
-    result = run("render", scene, "--out", mask_out, "-r", "24", "--mode", "mask",
-                 "--device", "cpu")  # fmt: skip
+    result = run(
+        "render", scene, "--out", mask_out, "-r", "24", "--mode", "mask", "--device", "cpu"
+    )
     assert result.exit_code == 0, result.stderr
     mask = np.load(mask_out)
     assert mask.dtype == bool and 0 < mask.mean() < 0.9  # the object is in view
@@ -215,8 +227,26 @@ def test_render_every_shipped_scene(scene, tmp_path):
 def test_render_modes(mode, tmp_path):
     scene = SCENES / "two_spheres_xyz.toml"
     out = tmp_path / f"{mode}.png"
-    result = run("render", scene, "--out", out, "-r", "20x16", "--mode", mode, "--device", "cpu",
-                 "--azimuth", "20", "--elevation", "10", "--distance", "3", "--fov", "45")  # fmt: skip
+    result = run(
+        "render",
+        scene,
+        "--out",
+        out,
+        "-r",
+        "20x16",
+        "--mode",
+        mode,
+        "--device",
+        "cpu",
+        "--azimuth",
+        "20",
+        "--elevation",
+        "10",
+        "--distance",
+        "3",
+        "--fov",
+        "45",
+    )
     assert result.exit_code == 0, result.stderr
     img = iio.imread(out)
     assert img.shape == (16, 20, 3)
@@ -225,8 +255,18 @@ def test_render_modes(mode, tmp_path):
 
 def test_render_depth_npy_has_inf_background(tmp_path):
     out = tmp_path / "depth.npy"
-    result = run("render", SCENES / "two_spheres_xyz.toml", "--out", out, "-r", "16",
-                 "--mode", "depth", "--device", "cpu")  # fmt: skip
+    result = run(
+        "render",
+        SCENES / "two_spheres_xyz.toml",
+        "--out",
+        out,
+        "-r",
+        "16",
+        "--mode",
+        "depth",
+        "--device",
+        "cpu",
+    )
     assert result.exit_code == 0
     depth = np.load(out)
     assert np.isinf(depth[0, 0]) and np.isfinite(depth).any()
@@ -235,8 +275,20 @@ def test_render_depth_npy_has_inf_background(tmp_path):
 
 def test_render_turntable_gif(tmp_path):
     out = tmp_path / "turn.gif"
-    result = run("render", SCENES / "airplane.toml", "--out", out, "-r", "20", "--turntable", "5",
-                 "--elevation", "20", "--device", "cpu")  # fmt: skip
+    result = run(
+        "render",
+        SCENES / "airplane.toml",
+        "--out",
+        out,
+        "-r",
+        "20",
+        "--turntable",
+        "5",
+        "--elevation",
+        "20",
+        "--device",
+        "cpu",
+    )
     assert result.exit_code == 0, result.stderr
     frames = iio.imread(out, index=None)
     assert frames.shape[0] == 5 and frames.shape[1:3] == (20, 20)
@@ -247,8 +299,18 @@ def test_render_with_cameras_file(tmp_path):
     scene = write_scene(tmp_path / "s.toml", TWO_SPHERES)
     assert run("targets", scene, "--out", tmp_path / "views", "--device", "cpu").exit_code == 0
     out = tmp_path / "renders"
-    result = run("render", scene, "--out", out, "--cameras", tmp_path / "views" / "cameras.json",
-                 "--mode", "mask", "--device", "cpu")  # fmt: skip
+    result = run(
+        "render",
+        scene,
+        "--out",
+        out,
+        "--cameras",
+        tmp_path / "views" / "cameras.json",
+        "--mode",
+        "mask",
+        "--device",
+        "cpu",
+    )
     assert result.exit_code == 0, result.stderr
     files = sorted(out.glob("render_*.png"))
     assert len(files) == 3
@@ -304,9 +366,13 @@ def test_non_positive_values(override, key, tmp_path):
 def test_set_is_type_checked(tmp_path):
     scene = write_scene(tmp_path / "s.toml", TWO_SPHERES)
     _render_fails(
-        scene, tmp_path, "march.max_steps", "expected an integer", "--set",
+        scene,
+        tmp_path,
+        "march.max_steps",
+        "expected an integer",
+        "--set",
         extra=("--set", "march.max_steps=2.5"),
-    )  # fmt: skip
+    )
 
 
 def test_bad_cli_values(tmp_path):
@@ -315,7 +381,9 @@ def test_bad_cli_values(tmp_path):
     assert_user_error(run("render", scene, "--out", out, "--mode", "shady"), "--mode", "shady")
     assert_user_error(run("render", scene, "--out", out, "-r", "0"), "--resolution")
     assert_user_error(run("render", scene, "--out", out, "--fov", "200"), "--fov")
-    assert_user_error(run("render", scene, "--out", tmp_path / "x.jpg", "--device", "cpu"), "x.jpg", ".png")
+    assert_user_error(
+        run("render", scene, "--out", tmp_path / "x.jpg", "--device", "cpu"), "x.jpg", ".png"
+    )
     assert_user_error(
         run("render", scene, "--out", out, "--turntable", "3", "--device", "cpu"), "x.png", ".gif"
     )
@@ -378,10 +446,19 @@ def test_unreadable_png(tmp_path):
 def test_output_path_cannot_be_created(tmp_path):
     (tmp_path / "afile").write_text("x")
     out = tmp_path / "afile" / "sub" / "img.png"
-    result = run("render", SCENES / "two_spheres_xyz.toml", "--out", out, "-r", "8", "--device", "cpu")
+    result = run(
+        "render", SCENES / "two_spheres_xyz.toml", "--out", out, "-r", "8", "--device", "cpu"
+    )
     assert_user_error(result, "afile")
-    result = run("targets", SCENES / "two_spheres_xyz.toml", "--out", tmp_path / "afile" / "v",
-                 "--device", "cpu", *TINY)  # fmt: skip
+    result = run(
+        "targets",
+        SCENES / "two_spheres_xyz.toml",
+        "--out",
+        tmp_path / "afile" / "v",
+        "--device",
+        "cpu",
+        *TINY,
+    )
     assert_user_error(result, "afile")
     assert (tmp_path / "afile").read_text() == "x"
 

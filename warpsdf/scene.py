@@ -405,7 +405,10 @@ class _Builder:
         self.problems: list[str] = []
 
     def fail(self, where: str, message: str) -> None:
-        if any(where == k or where.startswith(k + ".") for k in self.set_keys):
+        if any(
+            where == k or where.startswith(k + ".") or k.startswith(where + ".")
+            for k in self.set_keys
+        ):
             message += " (from --set)"
         self.problems.append(
             f"{self.file}: {where}: {message}" if where else f"{self.file}: {message}"

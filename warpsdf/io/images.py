@@ -11,6 +11,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -117,7 +118,7 @@ def read_png(path: str | Path) -> np.ndarray:
     try:
         width, height, rows, info = png.Reader(filename=str(path)).asDirect()
         data = np.vstack([np.asarray(row) for row in rows])
-    except (png.Error, OSError, ValueError, EOFError) as err:
+    except (png.Error, OSError, ValueError, EOFError, zlib.error) as err:
         raise InputFileError(f"{path}: not a readable PNG ({err})") from None
     planes = info["planes"]
     dtype = np.uint16 if info["bitdepth"] > 8 else np.uint8

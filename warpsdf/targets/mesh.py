@@ -57,7 +57,9 @@ def cast_mesh_rays_kernel(
             if wp.length(n) < 1.0e-8:
                 n = q.normal
             n = wp.normalize(n)
-            if wp.dot(n, d) > 0.0:
+            # orient by the face, not the smooth normal: on grazing hits the
+            # interpolated normal can lean away from the ray while the face does not
+            if wp.dot(q.normal, d) > 0.0:
                 n = -n
             points_out[r] = o + d * t
             normals_out[r] = n

@@ -1,0 +1,61 @@
+"""Meshes from fields: marching cubes on a grid inside the bounding sphere."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import warp as wp
+from warp.geometry import IsoSurfaceMarchingCubes
+
+from warpsdf.errors import OutputError
+from warpsdf.fields.base import Field
+from warpsdf.io.images import atomic_file
+
+MESH_SUFFIXES = (".ply", ".obj", ".stl", ".glb")
+
+
+def field_grid(
+    field: Field, resolution: int, bound_radius: float, chunk: int = 1 << 18
+) -> np.ndarray:
+    """SDF on a resolution^3 grid spanning [-bound, bound]^3, cut off by the
+    bounding sphere (max(f, |x| - bound)) like the back-wall clip of the marcher."""
+    axis = np.linspace(-bound_radius, bound_radius, resolution, dtype=np.float32)
+    grid = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1).reshape(-1, 3)
+    values = np.empty(len(grid), np.float32)
+    for start in range(0, len(grid), chunk):
+        values[start : start + chunk] = field.values(grid[start : start + chunk])
+    values = np.maximum(values, np.linalg.norm(grid, axis=1) - bound_radius)
+    return values.reshape(resolution, resolution, resolution)
+
+
+def extract_mesh(
+    field: Field, resolution: int, bound_radius: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Marching cubes of the zero level set -> (vertices (V, 3), faces (F, 3)).
+    Empty arrays when the field has no surface inside the bound."""
+    values = field_grid(field, resolution, bound_radius)
+    if values.min() >= 0.0 or values.max() <= 0.0:
+        return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32)
+    device = field.device
+    verts, tris = IsoSurfaceMarchingCubes.extract(
+        wp.array(values, dtype=float, device=device),
+        0.0,
+        lower=(-bound_radius,) * 3,
+        upper=(bound_radius,) * 3,
+    )
+    faces = tris.numpy().reshape(-1, 3)
+    return verts.numpy().astype(np.float32), faces.astype(np.int32)
+
+
+def write_mesh(path: str | Path, vertices: np.ndarray, faces: np.ndarray) -> None:
+    """Write PLY/OBJ/STL/GLB by the file's suffix, atomically."""
+    import trimesh
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in MESH_SUFFIXES:
+        raise OutputError(f"{path}: a mesh must end in {', '.join(MESH_SUFFIXES)}")
+    mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
+    with atomic_file(path) as tmp:
+        mesh.export(tmp, file_type=suffix[1:])

@@ -1,0 +1,126 @@
+"""Metrics of a fit: IoU on training and unseen views, XYZ error, Chamfer distance."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import warp as wp
+
+from warpsdf.camera import Camera, fibonacci_directions, rays_for
+from warpsdf.render import trace
+from warpsdf.scene import MarchConfig, Scene
+from warpsdf.targets.views import TargetView
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two boolean masks (1.0 when both are empty)."""
+    union = np.logical_or(a, b).sum()
+    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
+
+
+def trace_views(source, cameras: list[Camera], config: MarchConfig) -> list[dict[str, np.ndarray]]:
+    """Per camera: hit mask (H, W) and hit points (H, W, 3), traced in one launch."""
+    origins, directions = rays_for(cameras)
+    device = source.device
+    hits = trace(
+        source,
+        wp.array(origins, dtype=wp.vec3, device=device),
+        wp.array(directions, dtype=wp.vec3, device=device),
+        config,
+    ).numpy()
+    out, start = [], 0
+    for cam in cameras:
+        end = start + cam.num_rays
+        out.append(
+            {
+                "mask": hits["hit_t"][start:end].reshape(cam.height, cam.width) >= 0.0,
+                "points": hits["points"][start:end].reshape(cam.height, cam.width, 3),
+            }
+        )
+        start = end
+    return out
+
+
+def heldout_cameras(scene: Scene, count: int, like: Camera) -> list[Camera]:
+    """``count`` views spread over the sphere, turned away from the Fibonacci
+    lattice the training layouts use (so none coincides with a training view)."""
+    dirs = fibonacci_directions(count)
+    angle = math.radians(23.0)
+    rot = np.array(
+        [[math.cos(angle), 0, math.sin(angle)], [0, 1, 0], [-math.sin(angle), 0, math.cos(angle)]]
+    )
+    dirs = dirs @ rot.T
+    center = np.asarray(scene.cameras.look_at, np.float64)
+    dist = float(np.linalg.norm(np.asarray(like.eye) - np.asarray(like.target)))
+    return [
+        Camera(
+            tuple(center + dist * d),
+            tuple(center),
+            (0.0, 1.0, 0.0),
+            like.fov_deg,
+            like.width,
+            like.height,
+        )
+        for d in dirs
+    ]
+
+
+def chamfer_distance(a: np.ndarray, b: np.ndarray, max_points: int = 3000, seed: int = 0) -> float:
+    """Symmetric Chamfer distance: the mean of the two mean nearest-neighbour
+    distances (world units) between point sets (N, 3) and (M, 3)."""
+    if len(a) == 0 or len(b) == 0:
+        return float("inf")
+    rng = np.random.default_rng(seed)
+    if len(a) > max_points:
+        a = a[rng.choice(len(a), max_points, replace=False)]
+    if len(b) > max_points:
+        b = b[rng.choice(len(b), max_points, replace=False)]
+
+    def nearest(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+        best = np.full(len(p), np.inf)
+        for start in range(0, len(q), 1024):
+            chunk = q[start : start + 1024]
+            d2 = ((p[:, None, :] - chunk[None, :, :]) ** 2).sum(-1)
+            best = np.minimum(best, d2.min(axis=1))
+        return np.sqrt(best)
+
+    return float(0.5 * (nearest(a, b).mean() + nearest(b, a).mean()))
+
+
+def fit_metrics(
+    field, scene: Scene, cameras: list[Camera], views: list[TargetView], target=None
+) -> dict[str, float | None]:
+    """train IoU (every training view, no camera shake), held-out IoU and Chamfer
+    (when the target can be rendered), and the mean XYZ error (world units) on
+    pixels both prediction and target see."""
+    pred = trace_views(field, cameras, scene.march)
+    ious = [mask_iou(p["mask"], v.mask) for p, v in zip(pred, views, strict=True)]
+    metrics: dict[str, float | None] = {"train_iou": float(np.mean(ious))}
+    errors = []
+    for p, v in zip(pred, views, strict=True):
+        if v.xyz is None:
+            continue
+        both = p["mask"] & v.mask
+        if both.any():
+            e = np.linalg.norm(np.clip(p["points"][both], -1, 1) - v.xyz[both], axis=1)
+            errors.append(e)
+    metrics["xyz_error"] = float(np.concatenate(errors).mean()) if errors else None
+    metrics["heldout_iou"] = None
+    metrics["chamfer"] = None
+    if target is not None and target.renderable:
+        count = scene.output.heldout_views
+        if count > 0:
+            held = heldout_cameras(scene, count, cameras[0])
+            truth = trace_views(target.source, held, scene.march)
+            guess = trace_views(field, held, scene.march)
+            metrics["heldout_iou"] = float(
+                np.mean([mask_iou(g["mask"], t["mask"]) for g, t in zip(guess, truth, strict=True)])
+            )
+        probe = heldout_cameras(scene, 16, cameras[0].with_resolution(64, 64))
+        a = np.concatenate([p["points"][p["mask"]] for p in trace_views(field, probe, scene.march)])
+        b = np.concatenate(
+            [p["points"][p["mask"]] for p in trace_views(target.source, probe, scene.march)]
+        )
+        metrics["chamfer"] = chamfer_distance(a, b)
+    return metrics
