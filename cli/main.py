@@ -211,7 +211,12 @@ def targets(
 @app.command()
 @user_errors
 def render(
-    source: Annotated[Path, typer.Argument(help="A scene file (renders its target).")],
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="A scene file (renders its target) or a run folder (the fitted field)."
+        ),
+    ],
     out: Annotated[
         Path,
         typer.Option(
@@ -256,11 +261,13 @@ def render(
         bool, typer.Option("--force", help="Replace a non-empty --out folder (with --cameras).")
     ] = False,
 ) -> None:
-    """Render a scene's target from any view, at any resolution, in any mode."""
+    """Render a scene's target, or a fitted run, from any view, at any resolution,
+    in any mode."""
     import warp as wp
 
     from warpsdf.device import resolve_device
     from warpsdf.render import RenderMode
+    from warpsdf.run import load_run
     from warpsdf.scene import load_scene
     from warpsdf.targets import build_target
     from warpsdf.viewing import (
@@ -286,30 +293,202 @@ def render(
         raise WarpsdfError(f"--fps {fps:g}: expected a value > 0")
     if turntable is not None and cameras is not None:
         raise WarpsdfError("--turntable and --cameras cannot be combined")
-    resolved = load_scene(source, sets or [])
     dev = resolve_device(device)
     start = time.perf_counter()
     with wp.ScopedDevice(dev):
-        target = build_target(resolved, dev)
-        if not target.renderable:
-            raise WarpsdfError(
-                f"{source}: target kind 'images' has no geometry to render; "
-                f"its images are listed in {resolved.target.path}"
-            )
+        if source.is_dir():
+            if sets:
+                raise WarpsdfError("--set applies to scene files, not to run folders")
+            resolved, drawable = load_run(source, dev)
+        else:
+            resolved = load_scene(source, sets or [])
+            target = build_target(resolved, dev)
+            if not target.renderable:
+                raise WarpsdfError(
+                    f"{source}: target kind 'images' has no geometry to render; "
+                    f"its images are listed in {resolved.target.path}"
+                )
+            drawable = target.source
         if cameras is not None:
             count = render_cameras_to_folder(
-                target.source, resolved, cameras, request, render_mode, out, force
+                drawable, resolved, cameras, request, render_mode, out, force
             )
             what = f"{count} image(s) into {out}/"
         elif turntable is not None:
-            render_turntable(target.source, resolved, request, render_mode, turntable, fps, out)
+            render_turntable(drawable, resolved, request, render_mode, turntable, fps, out)
             what = f"{turntable}-frame turntable {out}"
         else:
-            render_still(target.source, resolved, request, render_mode, out)
+            render_still(drawable, resolved, request, render_mode, out)
             what = str(out)
     console.print(
         f"[green]wrote[/] {what} [dim]({render_mode.value}, "
         f"{time.perf_counter() - start:.1f} s on {dev})[/]"
+    )
+
+
+# ---------------------------------------------------------------------------
+# fit and export
+# ---------------------------------------------------------------------------
+
+
+def _progress_table(rows, total: int, rate: float):
+    """The live table: iteration, loss and each active term, IoU, lr, it/s, ETA."""
+    from rich.table import Table
+
+    from warpsdf.losses import TERM_NAMES
+
+    short = {"silhouette": "sil", "eikonal": "eik"}
+    terms = [n for n in TERM_NAMES if any(row[n] for row in rows)]
+    table = Table(box=None, pad_edge=False)
+    table.add_column("iter", justify="right", no_wrap=True)
+    for name in ("loss", *terms, "iou", "lr", "it/s", "eta"):
+        table.add_column(short.get(name, name), justify="right", no_wrap=True)
+    for row in rows:
+        remaining = (total - row["iteration"]) / rate if rate > 0 else 0.0
+        table.add_row(
+            f"{row['iteration']}/{total}",
+            *(f"{row[name]:.1e}" for name in ("loss", *terms)),
+            f"{row['iou']:.4f}",
+            f"{row['lr']:.0e}",
+            f"{rate:.1f}",
+            _eta(remaining),
+        )
+    return table
+
+
+def _eta(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+@app.command()
+@user_errors
+def fit(
+    scene: Annotated[Path, typer.Argument(help="Scene file (TOML).")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Run folder (default: output.dir).")
+    ] = None,
+    iterations: Annotated[
+        int | None, typer.Option("--iterations", "-n", help="Total optimisation steps.")
+    ] = None,
+    sets: SetOption = None,
+    device: DeviceOption = "auto",
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run folder's checkpoint.")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing run folder.")] = False,
+) -> None:
+    """Fit the scene's model to its target, with a live progress table, and fill
+    the run folder (checkpoint, log, metrics, loss plot, GIF, renders, mesh).
+    Ctrl-C stops after the current step and saves; --resume continues."""
+    import signal
+    from collections import deque
+
+    import warp as wp
+    from rich.live import Live
+
+    from warpsdf.device import resolve_device
+    from warpsdf.run import RunStatus
+    from warpsdf.run import fit as run_fit
+    from warpsdf.scene import load_scene
+
+    if iterations is not None and iterations <= 0:
+        raise WarpsdfError(f"--iterations {iterations}: expected a value > 0")
+    resolved = load_scene(scene, sets or [])
+    total = iterations or resolved.optim.iterations
+    run_dir = out or Path(resolved.output.dir)
+    dev = resolve_device(device)
+    recent: deque = deque(maxlen=8)
+    state = {"stop": False, "start": time.perf_counter(), "first": None}
+
+    def on_sigint(signum, frame):
+        if state["stop"]:
+            raise KeyboardInterrupt
+        state["stop"] = True
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    every = resolved.output.log_every
+    console.print(
+        f"fitting [bold]{resolved.name}[/] ({resolved.model.kind.value}) on {dev} "
+        f"-> {run_dir}  [dim](Ctrl-C stops and saves)[/]"
+    )
+    try:
+        with Live(_progress_table([], total, 0.0), console=console, auto_refresh=False) as live:
+
+            def on_step(record) -> None:
+                if state["first"] is None:
+                    state["first"] = (record.iteration, time.perf_counter())
+                if record.iteration % every and record.iteration != total:
+                    return
+                it0, t0 = state["first"]
+                elapsed = time.perf_counter() - t0
+                rate = (record.iteration - it0) / elapsed if elapsed > 0 else 0.0
+                recent.append(record.row())
+                live.update(_progress_table(list(recent), total, rate), refresh=True)
+
+            with wp.ScopedDevice(dev):
+                result = run_fit(
+                    resolved, run_dir, iterations=iterations, device=dev, resume=resume,
+                    force=force, on_step=on_step, should_stop=lambda: state["stop"],
+                )  # fmt: skip
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    console.print()
+    if result.status is RunStatus.INTERRUPTED:
+        console.print(
+            f"[yellow]interrupted[/] after iteration {result.iteration}; saved {run_dir}. "
+            f"Resume with: [bold]warpsdf fit {scene} --out {run_dir} --resume[/]"
+        )
+        raise typer.Exit(130)
+    m = result.metrics
+    summary = ", ".join(
+        f"{k} {m[k]:.4f}"
+        for k in ("train_iou", "heldout_iou", "xyz_error", "chamfer")
+        if m.get(k) is not None
+    )
+    if result.status is RunStatus.DIVERGED:
+        console.print(
+            f"[red]diverged[/]: {result.reason}; kept the last good state in {run_dir}"
+            f"{' (' + summary + ')' if summary else ''}"
+        )
+        raise typer.Exit(1)
+    console.print(f"[green]done[/] {result.iteration} iterations -> {run_dir}  {summary}")
+
+
+@app.command()
+@user_errors
+def export(
+    run: Annotated[Path, typer.Argument(help="A run folder.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Mesh file: .ply, .obj, .stl or .glb.")],
+    resolution: Annotated[
+        int, typer.Option("--resolution", "-r", help="Marching-cubes grid size per axis.")
+    ] = 128,
+    device: DeviceOption = "auto",
+) -> None:
+    """Export the fitted field's surface as a mesh (marching cubes inside the bound)."""
+    import warp as wp
+
+    from warpsdf.device import resolve_device
+    from warpsdf.export import MESH_SUFFIXES, extract_mesh, write_mesh
+    from warpsdf.run import load_run
+
+    if not 8 <= resolution <= 1024:
+        raise WarpsdfError(f"--resolution {resolution}: expected a value in [8, 1024]")
+    if out.suffix.lower() not in MESH_SUFFIXES:
+        raise OutputError(f"{out}: a mesh must end in {', '.join(MESH_SUFFIXES)}")
+    dev = resolve_device(device)
+    start = time.perf_counter()
+    with wp.ScopedDevice(dev):
+        scene, field = load_run(run, dev)
+        vertices, faces = extract_mesh(field, resolution, scene.march.bound_radius)
+    if len(faces) == 0:
+        raise WarpsdfError(f"{run}: the fitted field has no surface inside the bound")
+    write_mesh(out, vertices, faces)
+    console.print(
+        f"[green]wrote[/] {out}: {len(vertices)} vertices, {len(faces)} faces "
+        f"[dim]({resolution}^3 grid, {time.perf_counter() - start:.1f} s on {dev})[/]"
     )
 
 

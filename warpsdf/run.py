@@ -129,7 +129,7 @@ class _Run:
         if self.frames:
             state["frames"] = np.stack(self.frames)
         with atomic_file(self.dir / CHECKPOINT) as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, **state)
+            np.savez_compressed(fh, **state)
         self.write_log()
 
     def load_checkpoint(self) -> None:
@@ -175,11 +175,11 @@ class _Run:
             p_img = np.repeat(pred["mask"][..., None], 3, -1).astype(np.float32)
             t_img = np.repeat(view.mask[..., None], 3, -1).astype(np.float32)
             e_img = error_image(pred["mask"], view.mask)
-        self.frames.append(side_by_side([upscale(to_uint8(i)) for i in (p_img, t_img, e_img)]))
+        self.frames.append(side_by_side([to_uint8(i) for i in (p_img, t_img, e_img)], gap=1))
 
     def write_animation(self) -> None:
         if self.frames:
-            write_gif(self.dir / "optimization.gif", self.frames, fps=10)
+            write_gif(self.dir / "optimization.gif", [upscale(f, 192) for f in self.frames], fps=10)
 
     def write_finals(self) -> None:
         """Shaded renders at final_scale x the training resolution: the training
