@@ -21,6 +21,9 @@ _EXPORTS = {
     "Scene": "warpsdf.scene",
     "load_scene": "warpsdf.scene",
     "build_target": "warpsdf.targets",
+    "fit": "warpsdf.run",
+    "load_run": "warpsdf.run",
+    "Fitter": "warpsdf.fit",
     "target_views": "warpsdf.targets",
 }
 
@@ -30,7 +33,9 @@ if TYPE_CHECKING:  # pragma: no cover
     # ruff: noqa: F401
     from warpsdf.camera import Camera, camera_from_angles
     from warpsdf.errors import WarpsdfError
+    from warpsdf.fit import Fitter
     from warpsdf.render import RenderMode, render
+    from warpsdf.run import fit, load_run
     from warpsdf.scene import Scene, load_scene
     from warpsdf.targets import build_target, target_views
 

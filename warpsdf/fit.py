@@ -259,15 +259,10 @@ class Fitter:
             self._xyz.assign(t.xyz[index])
             self._depth.assign(t.depth[index])
 
-    def step(self) -> StepRecord:
-        """One Adam step. Raises :class:`DivergedError` (parameters untouched)
-        when the loss or the gradient is not finite."""
-        start = time.perf_counter()
+    def draw(self) -> np.ndarray | None:
+        """Draw this step's random inputs (camera shake, ray batch, eikonal points)
+        and upload them. Returns the batch's ray indices (None: every ray)."""
         scene = self.scene
-        it = self.iteration
-        lr = learning_rate(scene, it)
-        alpha = mask_alpha(scene, it)
-
         cams = jitter_cameras(self.cameras, scene.cameras.jitter, self.rng)
         origins, dirs = rays_for(cams)
         index = None
@@ -277,18 +272,7 @@ class Fitter:
             self._upload_targets(index)
         self._origins.assign(origins)
         self._dirs.assign(dirs)
-
-        march(self.field, self._origins, self._dirs, scene.march, out=self._hits)
-        n = self.batch
-        wp.launch(
-            sample_points_kernel,
-            dim=n,
-            inputs=[self._origins, self._dirs, self._hits.min_t],
-            outputs=[self._points],
-            device=self.device,
-        )
-        use_eikonal = self.w_eikonal > 0.0
-        if use_eikonal:
+        if self.w_eikonal > 0.0:
             e = scene.optim.eikonal_samples
             v = self.rng.normal(size=(e, 3))
             v *= (
@@ -297,7 +281,21 @@ class Fitter:
                 / np.linalg.norm(v, axis=1, keepdims=True)
             )
             self._eik_points.assign((v[:, None, :] + self._tetra[None]).reshape(-1, 3))
+        return index
 
+    def loss(self, alpha: float, backward: bool = True) -> float:
+        """March the drawn rays, evaluate the loss on the tape and (with
+        ``backward``) leave dL/dparams in ``field.params.grad``."""
+        scene = self.scene
+        n = self.batch
+        march(self.field, self._origins, self._dirs, scene.march, out=self._hits)
+        wp.launch(
+            sample_points_kernel,
+            dim=n,
+            inputs=[self._origins, self._dirs, self._hits.min_t],
+            outputs=[self._points],
+            device=self.device,
+        )
         self._terms.zero_()
         self._loss.zero_()
         self.field.params.grad.zero_()
@@ -321,42 +319,50 @@ class Fitter:
                 outputs=[self._terms, self._loss],
                 device=self.device,
             )  # fmt: skip
-            if use_eikonal:
-                evaluate(
-                    self.field, self._eik_points, self._eik_values, self._eik_detached, tape=tape
-                )
+            if self.w_eikonal > 0.0:
+                e = scene.optim.eikonal_samples
+                evaluate(self.field, self._eik_points, self._eik_values, self._eik_detached, tape)
                 wp.launch(
                     eikonal_loss_kernel,
-                    dim=scene.optim.eikonal_samples,
-                    inputs=[
-                        self._eik_values,
-                        1.0 / scene.optim.eikonal_samples,
-                        float(self.w_eikonal),
-                    ],
+                    dim=e,
+                    inputs=[self._eik_values, 1.0 / e, float(self.w_eikonal)],
                     outputs=[self._terms, self._loss],
                     device=self.device,
                 )
-        tape.backward(loss=self._loss)
+        if backward:
+            tape.backward(loss=self._loss)  # (tape.reset() would zero the gradients)
+        return float(self._loss.numpy()[0])
 
-        loss = float(self._loss.numpy()[0])
+    def terms(self) -> dict[str, float]:
+        """The unweighted loss terms of the last :meth:`loss`."""
+        terms = self._terms.numpy()
+        return {name: float(terms[t]) for name, t in zip(TERM_NAMES, Term, strict=True)}
+
+    def step(self) -> StepRecord:
+        """One Adam step. Raises :class:`DivergedError` (parameters untouched)
+        when the loss or the gradient is not finite."""
+        start = time.perf_counter()
+        it = self.iteration
+        lr = learning_rate(self.scene, it)
+        alpha = mask_alpha(self.scene, it)
+        index = self.draw()
+        loss = self.loss(alpha)
         grad = self.field.params.grad.numpy()
-        if not math.isfinite(loss) or not np.isfinite(grad).all():
-            what = "loss" if not math.isfinite(loss) else "gradient"
-            raise DivergedError(f"the {what} became {'NaN' if math.isnan(loss) else 'infinite'} "
-                                f"at iteration {it + 1}")  # fmt: skip
+        if not math.isfinite(loss):
+            raise DivergedError(f"the loss became {loss} at iteration {it + 1}")
+        if not np.isfinite(grad).all():
+            raise DivergedError(f"the gradient became non-finite at iteration {it + 1}")
         self.optimizer.lr = lr
         self.optimizer.step([self.field.params.grad])
-        tape.reset()
         self.iteration += 1
 
-        terms = self._terms.numpy()
         pred = self._hits.hit_t.numpy() >= 0.0
         truth = (self.targets.mask if index is None else self.targets.mask[index]) > 0.5
         union = np.logical_or(pred, truth).sum()
         return StepRecord(
             iteration=self.iteration,
             loss=loss,
-            terms={name: float(terms[t]) for name, t in zip(TERM_NAMES, Term, strict=True)},
+            terms=self.terms(),
             mask_mse=float(np.mean(pred != truth)),
             iou=1.0 if union == 0 else float(np.logical_and(pred, truth).sum() / union),
             lr=lr,

@@ -211,7 +211,7 @@ class _Run:
 
 
 def fit(
-    scene: Scene,
+    scene: Scene | str | Path,
     out_dir: str | Path | None = None,
     *,
     iterations: int | None = None,
@@ -229,6 +229,8 @@ def fit(
     status ``interrupted``. A NaN or infinite loss ends it with status
     ``diverged`` and the parameters of the last good step.
     """
+    if not isinstance(scene, Scene):
+        scene = load_scene(scene)
     if iterations is not None:
         scene = scene.replace(optim=dataclasses.replace(scene.optim, iterations=iterations))
     run_dir = Path(out_dir or scene.output.dir)
