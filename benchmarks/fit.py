@@ -22,7 +22,7 @@ import warp as wp
 
 wp.config.log_level = wp.LOG_WARNING
 
-from benchmarks.render import SCENES, device_name  # noqa: E402
+from benchmarks.render import SCENES, benchmark_devices, device_name  # noqa: E402
 from warpsdf.fit import Fitter  # noqa: E402
 from warpsdf.scene import load_scene  # noqa: E402
 
@@ -84,12 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         "--override", action="append", default=[], help="extra scene override (smoke tests)"
     )
     args = parser.parse_args(argv)
-    wp.init()
-    if args.device == "all":
-        devices = ["cpu"] + (["cuda:0"] if wp.get_cuda_device_count() else [])
-    else:
-        devices = [args.device]
-    for device in devices:
+    for device in benchmark_devices(args.device):
         for case in args.case or sorted(CASES):
             print(json.dumps(bench(case, device, args.iterations, args.override)), flush=True)
     return 0

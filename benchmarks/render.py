@@ -45,6 +45,14 @@ def device_name(device: str) -> str:
     return platform.processor() or platform.machine()
 
 
+def benchmark_devices(choice: str) -> list[str]:
+    """``all`` -> the CPU plus the first CUDA device if there is one."""
+    wp.init()
+    if choice == "all":
+        return ["cpu"] + (["cuda:0"] if wp.get_cuda_device_count() else [])
+    return [choice]
+
+
 def bench(case: str, device: str, resolution: int, repeat: int) -> dict:
     scene = load_scene(CASES[case])
     target = build_target(scene, device)
@@ -80,12 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--case", choices=sorted(CASES), action="append")
     args = parser.parse_args(argv)
-    wp.init()
-    if args.device == "all":
-        devices = ["cpu"] + (["cuda:0"] if wp.get_cuda_device_count() else [])
-    else:
-        devices = [args.device]
-    for device in devices:
+    for device in benchmark_devices(args.device):
         for case in args.case or sorted(CASES):
             print(json.dumps(bench(case, device, args.resolution, args.repeat)), flush=True)
     return 0

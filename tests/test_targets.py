@@ -17,6 +17,7 @@ from warpsdf.camera import Camera, fibonacci_cameras, orbit_cameras
 from warpsdf.errors import InputFileError, SceneError
 from warpsdf.fields.analytic import AnalyticField
 from warpsdf.io.images import read_png, write_png
+from warpsdf.metrics import mask_iou
 from warpsdf.render import trace
 from warpsdf.scene import MarchConfig, ShapeSpec, ShapeType, TargetKind, load_scene
 from warpsdf.targets import (
@@ -24,7 +25,6 @@ from warpsdf.targets import (
     Target,
     build_target,
     load_image_views,
-    mask_iou,
     target_views,
     training_cameras,
     write_image_views,

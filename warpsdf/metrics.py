@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import warp as wp
 
-from warpsdf.camera import Camera, fibonacci_directions, rays_for
-from warpsdf.render import trace
+from warpsdf.camera import Camera, fibonacci_directions
+from warpsdf.render import trace_cameras
 from warpsdf.scene import MarchConfig, Scene
 from warpsdf.targets.views import TargetView
 
@@ -21,25 +20,13 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def trace_views(source, cameras: list[Camera], config: MarchConfig) -> list[dict[str, np.ndarray]]:
     """Per camera: hit mask (H, W) and hit points (H, W, 3), traced in one launch."""
-    origins, directions = rays_for(cameras)
-    device = source.device
-    hits = trace(
-        source,
-        wp.array(origins, dtype=wp.vec3, device=device),
-        wp.array(directions, dtype=wp.vec3, device=device),
-        config,
-    ).numpy()
-    out, start = [], 0
-    for cam in cameras:
-        end = start + cam.num_rays
-        out.append(
-            {
-                "mask": hits["hit_t"][start:end].reshape(cam.height, cam.width) >= 0.0,
-                "points": hits["points"][start:end].reshape(cam.height, cam.width, 3),
-            }
-        )
-        start = end
-    return out
+    return [
+        {
+            "mask": h["hit_t"].reshape(cam.height, cam.width) >= 0.0,
+            "points": h["points"].reshape(cam.height, cam.width, 3),
+        }
+        for cam, h in zip(cameras, trace_cameras(source, cameras, config), strict=True)
+    ]
 
 
 def heldout_cameras(scene: Scene, count: int, like: Camera) -> list[Camera]:

@@ -12,7 +12,7 @@ from enum import IntEnum, StrEnum
 import numpy as np
 import warp as wp
 
-from warpsdf.camera import Camera
+from warpsdf.camera import Camera, rays_for
 from warpsdf.fields.base import Field
 from warpsdf.march import RayHits, march
 from warpsdf.scene import MarchConfig
@@ -115,16 +115,31 @@ def trace(source, origins: wp.array, directions: wp.array, config: MarchConfig) 
     return source.trace(origins, directions, config)
 
 
+def _camera_rays(camera_list: list[Camera], device) -> tuple[wp.array, wp.array]:
+    origins, directions = rays_for(camera_list)
+    return (
+        wp.array(origins, dtype=wp.vec3, device=device),
+        wp.array(directions, dtype=wp.vec3, device=device),
+    )
+
+
 def trace_camera(source, camera: Camera, config: MarchConfig) -> RayHits:
     """Trace every pixel ray of one camera (row-major)."""
-    o, d = camera.rays()
-    device = source_device(source)
-    return trace(
-        source,
-        wp.array(o, dtype=wp.vec3, device=device),
-        wp.array(d, dtype=wp.vec3, device=device),
-        config,
-    )
+    return trace(source, *_camera_rays([camera], source_device(source)), config)
+
+
+def trace_cameras(
+    source, cameras: list[Camera], config: MarchConfig
+) -> list[dict[str, np.ndarray]]:
+    """Trace several cameras in one launch; per camera the per-ray results
+    (see :class:`RayHits`) as numpy arrays of H * W rows."""
+    hits = trace(source, *_camera_rays(cameras, source_device(source)), config).numpy()
+    out, start = [], 0
+    for cam in cameras:
+        end = start + cam.num_rays
+        out.append({k: v[start:end] for k, v in hits.items()})
+        start = end
+    return out
 
 
 def shade(hits: RayHits, directions: wp.array, camera: Camera, mode: RenderMode) -> np.ndarray:
@@ -153,11 +168,8 @@ def render(
     source, camera: Camera, mode: RenderMode = RenderMode.SHADED, config: MarchConfig | None = None
 ) -> np.ndarray:
     """Render ``source`` (a field or mesh target) from ``camera``; see :func:`shade`."""
-    config = config or MarchConfig()
-    o, d = camera.rays()
-    device = source_device(source)
-    directions = wp.array(d, dtype=wp.vec3, device=device)
-    hits = trace(source, wp.array(o, dtype=wp.vec3, device=device), directions, config)
+    origins, directions = _camera_rays([camera], source_device(source))
+    hits = trace(source, origins, directions, config or MarchConfig())
     return shade(hits, directions, camera, RenderMode(mode))
 
 

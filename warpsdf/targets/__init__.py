@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 import warp as wp
 
-from warpsdf.camera import Camera, cameras_from_config, rays_for
+from warpsdf.camera import Camera, cameras_from_config
 from warpsdf.errors import InputFileError
 from warpsdf.fields.analytic import AnalyticField
-from warpsdf.render import trace
+from warpsdf.render import trace_cameras
 from warpsdf.scene import CameraLayout, MarchConfig, Scene, TargetKind
 from warpsdf.targets.analytic import airplane_shapes, target_shapes
 from warpsdf.targets.images import load_image_views, read_cameras, write_image_views
@@ -47,20 +47,8 @@ class Target:
         """The target seen from ``cameras`` (traced in one launch)."""
         if self.source is None:
             raise InputFileError("an image-folder target has only the views in its cameras.json")
-        origins, directions = rays_for(cameras)
-        device = self.source.device
-        hits = trace(
-            self.source,
-            wp.array(origins, dtype=wp.vec3, device=device),
-            wp.array(directions, dtype=wp.vec3, device=device),
-            config,
-        ).numpy()
-        views, start = [], 0
-        for cam in cameras:
-            end = start + cam.num_rays
-            views.append(views_from_hits(cam, {k: v[start:end] for k, v in hits.items()}))
-            start = end
-        return views
+        per_camera = trace_cameras(self.source, cameras, config)
+        return [views_from_hits(cam, h) for cam, h in zip(cameras, per_camera, strict=True)]
 
 
 def build_target(scene: Scene, device=None) -> Target:
@@ -92,9 +80,3 @@ def target_views(scene: Scene, device=None, target: Target | None = None) -> lis
     if not target.renderable:
         return list(target.stored)
     return target.views(training_cameras(scene), scene.march)
-
-
-def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two boolean masks (1.0 when both are empty)."""
-    union = np.logical_or(a, b).sum()
-    return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
