@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-import warp as wp
 
 from warpsdf.camera import Camera, cameras_from_config
 from warpsdf.errors import InputFileError
