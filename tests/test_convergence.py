@@ -49,9 +49,7 @@ def test_sphere_set_recovers_two_spheres_from_silhouettes(start, init_radius, de
     radius_error = np.abs(radii - TRUE_RADII)
     assert center_error.max() <= 0.02, (start, centers)
     assert radius_error.max() <= 0.02, (start, radii)
-    metrics = fit_metrics(
-        fitter.field, scene, fitter.cameras, fitter.targets.views, fitter.target
-    )
+    metrics = fit_metrics(fitter.field, scene, fitter.cameras, fitter.targets.views, fitter.target)
     assert metrics["train_iou"] >= 0.98, metrics
     assert metrics["heldout_iou"] >= 0.97, metrics
 
@@ -70,9 +68,7 @@ def test_neural_sdf_single_xyz_view(device):
     )
     assert scene.cameras.jitter > 0 and scene.march.clip_back
     fitter = run(Fitter(scene, device))
-    metrics = fit_metrics(
-        fitter.field, scene, fitter.cameras, fitter.targets.views, fitter.target
-    )
+    metrics = fit_metrics(fitter.field, scene, fitter.cameras, fitter.targets.views, fitter.target)
     assert metrics["train_iou"] >= 0.95, metrics
     assert metrics["xyz_error"] <= 0.03, metrics
     # From the opposite side, nothing shows outside the bounding sphere.
@@ -93,14 +89,13 @@ def test_neural_sdf_airplane_silhouettes_generalise(device):
             "cameras.resolution=[32, 32]",
             "cameras.count=16",
             "model.hidden=32",
+            "model.fourier_frequencies=3",
             "optim.batch_rays=2048",
-            "optim.lr=2e-3",
+            "optim.lr=3e-3",
             "optim.schedule='cosine'",
-            "optim.iterations=400",
+            "optim.iterations=800",
         ],
     )
     fitter = run(Fitter(scene, device))
-    metrics = fit_metrics(
-        fitter.field, scene, fitter.cameras, fitter.targets.views, fitter.target
-    )
+    metrics = fit_metrics(fitter.field, scene, fitter.cameras, fitter.targets.views, fitter.target)
     assert metrics["heldout_iou"] >= 0.85, metrics

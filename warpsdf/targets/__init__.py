@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 from warpsdf.camera import Camera, cameras_from_config
 from warpsdf.errors import InputFileError
 from warpsdf.fields.analytic import AnalyticField
