@@ -24,3 +24,15 @@ if wp.get_cuda_device_count() > 0:
 def device(request) -> str:
     """A Warp device name: 'cpu', plus 'cuda:0' under the gpu marker."""
     return request.param
+
+
+def assert_user_error(result, *needles: str) -> str:
+    """For CliRunner results of bad input: exit code 2, no traceback, and every needle in the one error line."""
+    text = result.stderr
+    assert result.exit_code == 2, (result.exit_code, result.output, text)
+    assert "Traceback" not in text and "Traceback" not in result.output
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 1, text
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]

@@ -16,7 +16,7 @@ import warp as wp
 from typer.testing import CliRunner
 from warpsdf.cli.main import app
 
-from tests.conftest import SCENES
+from tests.conftest import SCENES, assert_user_error
 from warpsdf.io.images import read_png, write_png
 from warpsdf.scene import load_scene
 
@@ -29,18 +29,6 @@ TINY = ["--set", "cameras.resolution=[16, 16]"]
 
 def run(*args: str):
     return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
-
-
-def assert_user_error(result, *needles: str) -> str:
-    """Exit code 2, no traceback, and every needle in the one error line."""
-    text = result.stderr
-    assert result.exit_code == 2, (result.exit_code, result.output, text)
-    assert "Traceback" not in text and "Traceback" not in result.output
-    lines = [line for line in text.splitlines() if line.strip()]
-    assert len(lines) == 1, text
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
 
 
 def write_scene(path: Path, body: str) -> Path:

@@ -164,7 +164,8 @@ def test_defaults_that_depend_on_other_keys(tmp_path):
     )
     scene = load_scene(path)
     assert scene.model.init is ModelInit.GRID
-    assert scene.supervision.weights == {"xyz": 2.5, "depth": 1.0}
+    # silhouette is always resolved: it weighs the mask term off the surface
+    assert scene.supervision.weights == {"silhouette": 1.0, "xyz": 2.5, "depth": 1.0}
 
 
 def test_full_scene_values(tmp_path):
@@ -469,7 +470,7 @@ def test_override_lists_and_tables(tmp_path):
          "cameras.resolution=[32, 24]", 'output.dir=my runs/x'],
     )  # fmt: skip
     assert scene.supervision.mode == (SupervisionMode.XYZ, SupervisionMode.DEPTH)
-    assert scene.supervision.weights == {"xyz": 3.0, "depth": 1.0}
+    assert scene.supervision.weights == {"silhouette": 1.0, "xyz": 3.0, "depth": 1.0}
     assert scene.cameras.resolution == (32, 24)
     assert scene.output.dir == "my runs/x"  # not TOML: taken as a plain string
 

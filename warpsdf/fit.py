@@ -188,8 +188,7 @@ class Fitter:
         self.iteration = 0
 
         w = scene.supervision.weights
-        first = next(iter(w.values()))
-        self.w_silhouette = w.get("silhouette", first)
+        self.w_silhouette = w["silhouette"]  # always resolved: the mask term
         self.w_xyz = w.get("xyz", 0.0) if SupervisionMode.XYZ in modes else 0.0
         self.w_depth = w.get("depth", 0.0) if SupervisionMode.DEPTH in modes else 0.0
         self.w_eikonal = scene.optim.eikonal_weight if scene.optim.eikonal_samples > 0 else 0.0
@@ -215,6 +214,11 @@ class Fitter:
         self._terms = wp.zeros(NUM_TERMS, dtype=float, device=d, requires_grad=True)
         self._loss = wp.zeros(1, dtype=float, device=d, requires_grad=True)
         self._tetra = np.asarray(TETRAHEDRON, np.float32) * FD_GRADIENT_STEP
+        # the state before the last Adam step, to roll back to on divergence
+        self._prev_params = wp.empty_like(self.field.params)
+        self._prev_m = wp.empty_like(self.field.params)
+        self._prev_v = wp.empty_like(self.field.params)
+        self._has_prev = False
         if self.batch == total:  # every ray, every step: upload the targets once
             self._upload_targets(None)
 
@@ -258,6 +262,18 @@ class Fitter:
             self._mask.assign(t.mask[index])
             self._xyz.assign(t.xyz[index])
             self._depth.assign(t.depth[index])
+
+    def _roll_back(self) -> int:
+        """Undo the last Adam step: the parameters it produced gave a non-finite
+        loss. Returns the iteration whose parameters are kept."""
+        if self._has_prev and self.iteration > 0:
+            wp.copy(self.field.params, self._prev_params)
+            wp.copy(self.optimizer.m[0], self._prev_m)
+            wp.copy(self.optimizer.v[0], self._prev_v)
+            self.optimizer.t -= 1
+            self.iteration -= 1
+            self._has_prev = False
+        return self.iteration
 
     def draw(self) -> np.ndarray | None:
         """Draw this step's random inputs (camera shake, ray batch, eikonal points)
@@ -348,10 +364,22 @@ class Fitter:
         index = self.draw()
         loss = self.loss(alpha)
         grad = self.field.params.grad.numpy()
+        problem = ""
         if not math.isfinite(loss):
-            raise DivergedError(f"the loss became {loss} at iteration {it + 1}")
-        if not np.isfinite(grad).all():
-            raise DivergedError(f"the gradient became non-finite at iteration {it + 1}")
+            problem = f"the loss became {loss}"
+        elif not np.isfinite(self._detached.numpy()).all():
+            problem = "the field's values became non-finite"
+        elif not np.isfinite(grad).all():
+            problem = "the gradient became non-finite"
+        if problem:
+            kept = self._roll_back()
+            raise DivergedError(
+                f"{problem} at iteration {it + 1}; kept the parameters of iteration {kept}"
+            )
+        wp.copy(self._prev_params, self.field.params)
+        wp.copy(self._prev_m, self.optimizer.m[0])
+        wp.copy(self._prev_v, self.optimizer.v[0])
+        self._has_prev = True
         self.optimizer.lr = lr
         self.optimizer.step([self.field.params.grad])
         self.iteration += 1

@@ -206,8 +206,13 @@ class _Run:
             write_png(self.dir / f"final_{name}.png", to_uint8(image))
 
     def write_metrics(self, metrics: dict) -> None:
+        """Strict JSON: a non-finite value (no surface: infinite Chamfer) is null."""
+        clean = {
+            k: (None if isinstance(v, float) and not np.isfinite(v) else v)
+            for k, v in metrics.items()
+        }
         with atomic_file(self.dir / "metrics.json") as tmp:
-            tmp.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+            tmp.write_text(json.dumps(clean, indent=2, allow_nan=False) + "\n", encoding="utf-8")
 
 
 def fit(
@@ -259,6 +264,7 @@ def fit(
                 record = fitter.step()
             except DivergedError as err:
                 status, reason = RunStatus.DIVERGED, str(err)
+                del run.rows[fitter.iteration :]  # rows of rolled-back steps
                 break
             run.rows.append(record.row())
             if on_step is not None:

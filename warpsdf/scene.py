@@ -198,7 +198,12 @@ class SupervisionConfig:
     mode: tuple[SupervisionMode, ...] = _opt(
         (SupervisionMode.SILHOUETTE,), "any of: silhouette, xyz, depth"
     )
-    weights: dict[str, float] = _opt({}, "loss weight per mode (default 1.0 each)", ">= 0")
+    weights: dict[str, float] = _opt(
+        {},
+        "loss weight per mode (default 1.0 each); silhouette also weighs the mask term "
+        "that xyz and depth fits use off the surface",
+        ">= 0",
+    )
     silhouette_loss: SilhouetteLoss = _opt(SilhouetteLoss.BCE, "bce | mse on the soft mask")
     xyz_loss: PointLoss = _opt(PointLoss.L1, "l1 | mse on surface points (and depth)")
 
@@ -582,7 +587,9 @@ def _resolve_defaults(scene: Scene, source: Path) -> Scene:
     if model.init is None:
         init = ModelInit.SPHERE if model.kind is ModelKind.MLP else ModelInit.GRID
         model = dataclasses.replace(model, init=init)
-    weights = {m.value: 1.0 for m in scene.supervision.mode}
+    weights = {SupervisionMode.SILHOUETTE.value: 1.0} | {
+        m.value: 1.0 for m in scene.supervision.mode
+    }
     weights.update(scene.supervision.weights)
     supervision = dataclasses.replace(scene.supervision, weights=weights)
     output = scene.output
@@ -640,7 +647,7 @@ def _cross_checks(scene: Scene, file: str) -> list[str]:
         fail("supervision.mode", "expected at least one of silhouette, xyz, depth")
     if len(set(s.mode)) != len(s.mode):
         fail("supervision.mode", "a mode is listed twice")
-    modes = {m.value for m in s.mode}
+    modes = {m.value for m in s.mode} | {SupervisionMode.SILHOUETTE.value}  # the mask term
     for key in s.weights:
         if key not in modes:
             fail(
