@@ -27,7 +27,8 @@ def device(request) -> str:
 
 
 def assert_user_error(result, *needles: str) -> str:
-    """For CliRunner results of bad input: exit code 2, no traceback, and every needle in the one error line."""
+    """For a CliRunner result of bad input: exit code 2, no traceback, and every
+    needle in the one error line."""
     text = result.stderr
     assert result.exit_code == 2, (result.exit_code, result.output, text)
     assert "Traceback" not in text and "Traceback" not in result.output
