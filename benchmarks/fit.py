@@ -27,7 +27,10 @@ from warpsdf.fit import Fitter  # noqa: E402
 from warpsdf.scene import load_scene  # noqa: E402
 
 CASES = {
-    "spheres": (SCENES / "two_spheres_silhouette.toml", ["optim.iterations=100000"]),
+    "spheres": (
+        SCENES / "two_spheres_silhouette.toml",
+        ["optim.batch_rays=0", "optim.iterations=100000"],
+    ),
     "mlp": (
         SCENES / "airplane.toml",
         [
@@ -39,6 +42,7 @@ CASES = {
             "model.hidden=64",
             "model.layers=3",
             "model.fourier_frequencies=6",
+            "optim.batch_rays=0",
             "optim.iterations=100000",
         ],
     ),
