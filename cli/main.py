@@ -492,5 +492,113 @@ def export(
     )
 
 
+# ---------------------------------------------------------------------------
+# batch and report
+# ---------------------------------------------------------------------------
+
+_STATUS_STYLE = {
+    "converged": "green",
+    "not converged": "yellow",
+    "diverged": "red",
+    "failed": "bold red",
+}
+
+
+@app.command()
+@user_errors
+def batch(
+    sweep_file: Annotated[Path, typer.Argument(help="Sweep file (TOML): a base scene and points.")],
+    workers: Annotated[
+        int,
+        typer.Option("--workers", "-w", help="Local worker processes (one GPU each if several)."),
+    ] = 1,
+    executor: Annotated[
+        str, typer.Option("--executor", help="local (worker processes) or ray (Ray tasks).")
+    ] = "local",
+    address: Annotated[
+        str | None, typer.Option("--address", help="Ray cluster HOST:PORT (default: a local Ray).")
+    ] = None,
+    gpus_per_task: Annotated[
+        float, typer.Option("--gpus-per-task", help="Ray: GPUs each task asks for (0 = CPU).")
+    ] = 0.0,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Sweep folder (default: the file's out).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Re-run points that already finished.")
+    ] = False,
+) -> None:
+    """Run a sweep: one run folder per point, then summary.csv, summary.json,
+    contact_sheet.png and loss_curves.png. Finished points are skipped on a
+    re-run; a point that fails is recorded and the others go on."""
+    import dataclasses
+
+    from rich.table import Table
+
+    from warpsdf.executors import run_sweep
+    from warpsdf.sweep import load_sweep
+
+    if workers <= 0:
+        raise WarpsdfError(f"--workers {workers}: expected a value > 0")
+    if executor not in ("local", "ray"):
+        raise WarpsdfError(f"--executor {executor!r}: expected local or ray")
+    if gpus_per_task < 0:
+        raise WarpsdfError(f"--gpus-per-task {gpus_per_task:g}: expected a value >= 0")
+    sweep = load_sweep(sweep_file)
+    if out is not None:
+        sweep = dataclasses.replace(sweep, out=out)
+    console.print(
+        f"sweep [bold]{sweep.name}[/]: {len(sweep.points)} point(s) of {sweep.base.name} "
+        f"-> {sweep.out} [dim]({executor}, {workers} worker(s))[/]"
+    )
+
+    def on_result(r) -> None:
+        style = _STATUS_STYLE.get(r.status, "white")
+        iou = r.metrics.get("train_iou")
+        extra = f" IoU {iou:.4f}" if iou is not None else ""
+        why = f" [dim]{r.reason}[/]" if r.reason else ""
+        tag = "skipped (finished before)" if r.skipped else f"{r.seconds:.1f} s"
+        console.print(f"  {r.index:03d} {r.label}: [{style}]{r.status}[/]{extra} ({tag}){why}")
+
+    results = run_sweep(
+        sweep, executor=executor, workers=workers, force=force, address=address,
+        gpus_per_task=gpus_per_task, on_result=on_result,
+    )  # fmt: skip
+    table = Table(title=f"{sweep.name} summary", title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("point")
+    table.add_column("status")
+    for m in ("train_iou", "heldout_iou", "final_loss"):
+        table.add_column(m.replace("_", " "), justify="right")
+    for r in results:
+        style = _STATUS_STYLE.get(r.status, "white")
+        table.add_row(
+            str(r.index), r.label, f"[{style}]{r.status}[/]",
+            *(f"{r.metrics[m]:.4g}" if r.metrics.get(m) is not None else "-"
+              for m in ("train_iou", "heldout_iou", "final_loss")),
+        )  # fmt: skip
+    console.print(table)
+    console.print(
+        f"wrote {sweep.out}/summary.csv, summary.json, contact_sheet.png, loss_curves.png"
+    )
+    if all(r.status == "failed" for r in results):
+        raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def report(
+    source: Annotated[Path, typer.Argument(help="A run folder or a sweep folder.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write.")],
+) -> None:
+    """Write a self-contained HTML page (images embedded) of a run or a sweep:
+    metrics, loss curves, the optimisation GIF, final renders, and for a sweep
+    the summary and contact sheet."""
+    from warpsdf.report import write_report
+
+    kind = write_report(source, out)
+    console.print(f"[green]wrote[/] {out} ({kind} report of {source})")
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()
