@@ -373,7 +373,7 @@ def write_summary(sweep: Sweep, results: list[PointResult]) -> None:
 
 
 def _fmt(value: Any) -> str:
-    if value is None:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return ""
     if isinstance(value, float):
         return f"{value:.6g}"
