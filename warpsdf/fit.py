@@ -16,6 +16,7 @@ One step (DESIGN §6):
 
 from __future__ import annotations
 
+import ast
 import math
 import time
 from dataclasses import dataclass, field
@@ -400,6 +401,4 @@ class Fitter:
 
 
 def _literal(text: str):
-    import ast
-
     return ast.literal_eval(text)

@@ -170,6 +170,10 @@ class RayHits:
             wp.empty(count, dtype=float, device=device),
         )
 
+    def outputs(self) -> list[wp.array]:
+        """The arrays in the order the tracing kernels write them."""
+        return [self.hit_t, self.points, self.normals, self.min_sdf, self.min_t, self.grad_dot_dir]
+
     def numpy(self) -> dict[str, np.ndarray]:
         return {
             "hit_t": self.hit_t.numpy(),
@@ -205,7 +209,7 @@ def march(
             int(config.max_steps),
             float(config.hit_epsilon),
         ],
-        outputs=[out.hit_t, out.points, out.normals, out.min_sdf, out.min_t, out.grad_dot_dir],
+        outputs=out.outputs(),
         device=field.device,
     )
     return out

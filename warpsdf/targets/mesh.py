@@ -169,7 +169,7 @@ class MeshTarget:
                 float(config.bound_radius),
                 int(config.clip_back),
             ],
-            outputs=[out.hit_t, out.points, out.normals, out.min_sdf, out.min_t, out.grad_dot_dir],
+            outputs=out.outputs(),
             device=self.device,
         )
         return out
