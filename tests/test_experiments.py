@@ -337,3 +337,16 @@ def test_small_fast_airplane_twitches_and_large_runs_clean(device):
     clean, clean_mse = _twitch("airplane_large", device, "model.hidden=32")
     assert twitchy > 3.0 * clean, (twitchy, clean)
     assert clean_mse < 0.06
+
+
+def test_local_workers_get_a_gpu_each_where_there_are_several(monkeypatch):
+    import warp as wp
+
+    from warpsdf.executors import local_devices
+
+    monkeypatch.setattr(wp, "get_cuda_device_count", lambda: 0)
+    assert local_devices(3) == ["cpu", "cpu", "cpu"]
+    monkeypatch.setattr(wp, "get_cuda_device_count", lambda: 2)
+    assert local_devices(4) == ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]
+    monkeypatch.setattr(wp, "get_cuda_device_count", lambda: 4)
+    assert local_devices(3) == ["cuda:0", "cuda:1", "cuda:2"]
