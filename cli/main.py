@@ -15,11 +15,14 @@ from typing import Annotated
 import typer
 import warp as wp
 from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
 
 wp.config.log_level = wp.LOG_WARNING  # no Warp banner or module-load lines in the output
 
 import warpsdf  # noqa: E402  (after the log level)
 from warpsdf.errors import OutputError, WarpsdfError  # noqa: E402
+from warpsdf.limits import MAX_RESOLUTION  # noqa: E402
 
 app = typer.Typer(
     name="warpsdf",
@@ -32,6 +35,12 @@ app = typer.Typer(
 )
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
+
+
+def q(value) -> str:
+    """User text (paths, names, labels) made safe for Rich markup."""
+    return escape(str(value))
+
 
 SetOption = Annotated[
     list[str] | None,
@@ -57,7 +66,13 @@ def user_errors(fn):
             return fn(*args, **kwargs)
         except WarpsdfError as err:
             for line in str(err).splitlines():
-                err_console.print(f"[bold red]error:[/] {line}", soft_wrap=True)
+                err_console.print(Text.assemble(("error: ", "bold red"), line), soft_wrap=True)
+            raise typer.Exit(2) from None
+        except MemoryError:
+            err_console.print(
+                Text.assemble(("error: ", "bold red"), "out of memory: the request is too large "
+                              "for this machine (lower the resolution, views or grid size)")
+            )  # fmt: skip
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]")
@@ -96,6 +111,8 @@ def _parse_resolution(text: str | None) -> tuple[int, int] | None:
     h = int(m.group(2)) if m.group(2) else w
     if w <= 0 or h <= 0:
         raise WarpsdfError(f"--resolution {text!r}: width and height must be > 0")
+    if max(w, h) > MAX_RESOLUTION:
+        raise WarpsdfError(f"--resolution {text!r}: at most {MAX_RESOLUTION} pixels a side")
     return w, h
 
 
@@ -138,6 +155,8 @@ def new(
     except ValueError:
         choices = ", ".join(t.value for t in Template)
         raise WarpsdfError(f"--template {template!r}: expected one of {choices}") from None
+    if not name.strip() or name.endswith(("/", "\\")) or Path(name).is_dir():
+        raise WarpsdfError(f"new {name!r}: expected a scene name such as myscene (not a folder)")
     path = Path(name if name.endswith(".toml") else f"{name}.toml")
     stem = path.stem
     if path.exists() and not force:
@@ -147,18 +166,20 @@ def new(
     text = template_text(kind, stem, path.name, mesh=mesh_name, views=views)
     with atomic_file(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
-    console.print(f"[green]wrote[/] {path}")
+    console.print(f"[green]wrote[/] {q(path)}")
     if kind is Template.MESH:
         mesh_path = path.parent / mesh_name
         if not mesh_path.exists():
             write_example_mesh(mesh_path)
-            console.print(f"[green]wrote[/] {mesh_path} (an example mesh: replace it with yours)")
+            console.print(
+                f"[green]wrote[/] {q(mesh_path)} (an example mesh: replace it with yours)"
+            )
     if kind is Template.IMAGES:
         console.print(
-            f"it reads {path.parent / views}/cameras.json: make one with "
-            f"[bold]warpsdf targets OTHER.toml --out {path.parent / views}[/]"
+            f"it reads {q(path.parent / views)}/cameras.json: make one with "
+            f"[bold]warpsdf targets OTHER.toml --out {q(path.parent / views)}[/]"
         )
-    console.print(f"next: [bold]warpsdf validate {path}[/]")
+    console.print(f"next: [bold]warpsdf validate {q(path)}[/]")
 
 
 # ---------------------------------------------------------------------------
@@ -198,7 +219,7 @@ def targets(
     cam = views[0].camera
     console.print(
         f"[green]wrote[/] {len(views)} view(s), {cam.width}x{cam.height}, "
-        f"{', '.join(views[0].available())} -> {out}/cameras.json "
+        f"{', '.join(views[0].available())} -> {q(out)}/cameras.json "
         f"[dim]({time.perf_counter() - start:.1f} s on {dev})[/]"
     )
 
@@ -287,8 +308,8 @@ def render(
         distance=distance, fov_deg=fov,
     )  # fmt: skip
     request.check()
-    if turntable is not None and turntable <= 0:
-        raise WarpsdfError(f"--turntable {turntable}: expected a frame count > 0")
+    if turntable is not None and not 0 < turntable <= 3600:
+        raise WarpsdfError(f"--turntable {turntable}: expected a frame count in [1, 3600]")
     if fps <= 0:
         raise WarpsdfError(f"--fps {fps:g}: expected a value > 0")
     if turntable is not None and cameras is not None:
@@ -321,7 +342,7 @@ def render(
             render_still(drawable, resolved, request, render_mode, out)
             what = str(out)
     console.print(
-        f"[green]wrote[/] {what} [dim]({render_mode.value}, "
+        f"[green]wrote[/] {q(what)} [dim]({render_mode.value}, "
         f"{time.perf_counter() - start:.1f} s on {dev})[/]"
     )
 
@@ -390,7 +411,7 @@ def fit(
     from rich.live import Live
 
     from warpsdf.device import resolve_device
-    from warpsdf.run import RunStatus
+    from warpsdf.run import RunStatus, prepare_run_folder
     from warpsdf.run import fit as run_fit
     from warpsdf.scene import load_scene
 
@@ -408,11 +429,12 @@ def fit(
             raise KeyboardInterrupt
         state["stop"] = True
 
+    prepare_run_folder(run_dir, resume, force)  # fail before the live table starts
     previous = signal.signal(signal.SIGINT, on_sigint)
     every = resolved.output.log_every
     console.print(
-        f"fitting [bold]{resolved.name}[/] ({resolved.model.kind.value}) on {dev} "
-        f"-> {run_dir}  [dim](Ctrl-C stops and saves)[/]"
+        f"fitting [bold]{q(resolved.name)}[/] ({resolved.model.kind.value}) on {dev} "
+        f"-> {q(run_dir)}  [dim](Ctrl-C stops and saves)[/]"
     )
     try:
         with Live(_progress_table([], total, 0.0), console=console, auto_refresh=False) as live:
@@ -438,8 +460,8 @@ def fit(
     console.print()
     if result.status is RunStatus.INTERRUPTED:
         console.print(
-            f"[yellow]interrupted[/] after iteration {result.iteration}; saved {run_dir}. "
-            f"Resume with: [bold]warpsdf fit {scene} --out {run_dir} --resume[/]"
+            f"[yellow]interrupted[/] after iteration {result.iteration}; saved {q(run_dir)}. "
+            f"Resume with: [bold]warpsdf fit {q(scene)} --out {q(run_dir)} --resume[/]"
         )
         raise typer.Exit(130)
     m = result.metrics
@@ -450,11 +472,11 @@ def fit(
     )
     if result.status is RunStatus.DIVERGED:
         console.print(
-            f"[red]diverged[/]: {result.reason}; kept the last good state in {run_dir}"
+            f"[red]diverged[/]: {q(result.reason)}; kept the last good state in {q(run_dir)}"
             f"{' (' + summary + ')' if summary else ''}"
         )
         raise typer.Exit(1)
-    console.print(f"[green]done[/] {result.iteration} iterations -> {run_dir}  {summary}")
+    console.print(f"[green]done[/] {result.iteration} iterations -> {q(run_dir)}  {q(summary)}")
 
 
 @app.command()
@@ -487,7 +509,7 @@ def export(
         raise WarpsdfError(f"{run}: the fitted field has no surface inside the bound")
     write_mesh(out, vertices, faces)
     console.print(
-        f"[green]wrote[/] {out}: {len(vertices)} vertices, {len(faces)} faces "
+        f"[green]wrote[/] {q(out)}: {len(vertices)} vertices, {len(faces)} faces "
         f"[dim]({resolution}^3 grid, {time.perf_counter() - start:.1f} s on {dev})[/]"
     )
 
@@ -548,23 +570,23 @@ def batch(
     if out is not None:
         sweep = dataclasses.replace(sweep, out=out)
     console.print(
-        f"sweep [bold]{sweep.name}[/]: {len(sweep.points)} point(s) of {sweep.base.name} "
-        f"-> {sweep.out} [dim]({executor}, {workers} worker(s))[/]"
+        f"sweep [bold]{q(sweep.name)}[/]: {len(sweep.points)} point(s) of {q(sweep.base.name)} "
+        f"-> {q(sweep.out)} [dim]({executor}, {workers} worker(s))[/]"
     )
 
     def on_result(r) -> None:
         style = _STATUS_STYLE.get(r.status, "white")
         iou = r.metrics.get("train_iou")
         extra = f" IoU {iou:.4f}" if iou is not None else ""
-        why = f" [dim]{r.reason}[/]" if r.reason else ""
+        why = f" [dim]{q(r.reason)}[/]" if r.reason else ""
         tag = "skipped (finished before)" if r.skipped else f"{r.seconds:.1f} s"
-        console.print(f"  {r.index:03d} {r.label}: [{style}]{r.status}[/]{extra} ({tag}){why}")
+        console.print(f"  {r.index:03d} {q(r.label)}: [{style}]{r.status}[/]{extra} ({tag}){why}")
 
     results = run_sweep(
         sweep, executor=executor, workers=workers, force=force, address=address,
         gpus_per_task=gpus_per_task, on_result=on_result,
     )  # fmt: skip
-    table = Table(title=f"{sweep.name} summary", title_justify="left")
+    table = Table(title=f"{q(sweep.name)} summary", title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("point")
     table.add_column("status")
@@ -573,15 +595,15 @@ def batch(
     for r in results:
         style = _STATUS_STYLE.get(r.status, "white")
         table.add_row(
-            str(r.index), r.label, f"[{style}]{r.status}[/]",
+            str(r.index), q(r.label), f"[{style}]{r.status}[/]",
             *(f"{r.metrics[m]:.4g}" if r.metrics.get(m) is not None else "-"
               for m in ("train_iou", "heldout_iou", "final_loss")),
         )  # fmt: skip
     console.print(table)
     console.print(
-        f"wrote {sweep.out}/summary.csv, summary.json, contact_sheet.png, loss_curves.png"
+        f"wrote {q(sweep.out)}/summary.csv, summary.json, contact_sheet.png, loss_curves.png"
     )
-    if all(r.status == "failed" for r in results):
+    if all(r.status == "failed" for r in results):  # nothing ran: that is an error
         raise typer.Exit(1)
 
 
@@ -597,7 +619,7 @@ def report(
     from warpsdf.report import write_report
 
     kind = write_report(source, out)
-    console.print(f"[green]wrote[/] {out} ({kind} report of {source})")
+    console.print(f"[green]wrote[/] {q(out)} ({kind} report of {q(source)})")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -103,10 +103,23 @@ def run_sweep(
     """Run every point of ``sweep`` that has not finished yet (all with
     ``force``), store each in its run folder as it finishes, write the summary,
     and return the :class:`~warpsdf.sweep.PointResult` list in point order."""
+    import dataclasses
+
+    from warpsdf.errors import OutputError
     from warpsdf.io.images import ensure_parent
     from warpsdf.sweep import finished_result, point_spec, store_point, write_summary
 
-    ensure_parent(sweep.out / "summary.json")
+    sweep = dataclasses.replace(sweep, out=sweep.out.resolve())  # summaries hold absolute paths
+    out = sweep.out
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a folder")
+    if (
+        out.is_dir()
+        and any(out.iterdir())
+        and not ((out / "summary.json").is_file() or (out / "points").is_dir())
+    ):
+        raise OutputError(f"{out}: not a sweep folder and not empty; choose another --out")
+    ensure_parent(out / "summary.json")
     results = []
     todo = []
     for point in sweep.points:

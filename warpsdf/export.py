@@ -21,12 +21,15 @@ def field_grid(
     """SDF on a resolution^3 grid spanning [-bound, bound]^3, cut off by the
     bounding sphere (max(f, |x| - bound)) like the back-wall clip of the marcher."""
     axis = np.linspace(-bound_radius, bound_radius, resolution, dtype=np.float32)
-    grid = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), axis=-1).reshape(-1, 3)
-    values = np.empty(len(grid), np.float32)
-    for start in range(0, len(grid), chunk):
-        values[start : start + chunk] = field.values(grid[start : start + chunk])
-    values = np.maximum(values, np.linalg.norm(grid, axis=1) - bound_radius)
-    return values.reshape(resolution, resolution, resolution)
+    values = np.empty((resolution, resolution, resolution), np.float32)
+    rows = max(1, chunk // (resolution * resolution))  # x-slabs per chunk: bounded memory
+    for start in range(0, resolution, rows):
+        xs = axis[start : start + rows]
+        slab = np.stack(np.meshgrid(xs, axis, axis, indexing="ij"), axis=-1).reshape(-1, 3)
+        f = field.values(slab)
+        f = np.maximum(f, np.linalg.norm(slab, axis=1) - bound_radius)
+        values[start : start + len(xs)] = f.reshape(len(xs), resolution, resolution)
+    return values
 
 
 def extract_mesh(

@@ -28,7 +28,7 @@ from warp.optim import Adam
 from warpsdf.camera import Camera, jitter_cameras, rays_for
 from warpsdf.errors import WarpsdfError
 from warpsdf.fields.base import FD_GRADIENT_STEP, TETRAHEDRON, Field, evaluate
-from warpsdf.fields.mlp import MLPField, geometric_init
+from warpsdf.fields.mlp import MLPField, geometric_init, num_params
 from warpsdf.fields.spheres import SphereSetField, grid_centers, random_centers
 from warpsdf.losses import (
     NUM_TERMS,
@@ -73,7 +73,17 @@ def make_field(scene: Scene, rng: np.random.Generator, device=None) -> Field:
 def field_from_params(scene: Scene, params: np.ndarray, device=None) -> Field:
     """Rebuild a fitted field from its flat parameters (a checkpoint)."""
     m = scene.model
-    params = np.asarray(params, np.float32)
+    params = np.asarray(params, np.float32).reshape(-1)
+    expected = (
+        4 * m.count
+        if m.kind is ModelKind.SPHERES
+        else num_params(m.fourier_frequencies, m.hidden, m.layers)
+    )
+    if params.size != expected:
+        raise WarpsdfError(
+            f"the checkpoint has {params.size} parameters but [model] in the run's scene.toml "
+            f"needs {expected} (was it edited?)"
+        )
     if m.kind is ModelKind.SPHERES:
         p = params.reshape(-1, 4)
         return SphereSetField(p[:, :3], p[:, 3], m.smooth_k, device=device)

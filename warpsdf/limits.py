@@ -3,3 +3,5 @@
 MAX_WIDTH = 256  # MLP hidden width
 MAX_LAYERS = 8  # MLP hidden layers
 MAX_FREQUENCIES = 10  # Fourier feature frequencies
+MAX_RESOLUTION = 16384  # pixels per image side
+MAX_RAYS = 1 << 27  # rays over all training views (memory for per-ray buffers)

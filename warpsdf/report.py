@@ -10,10 +10,11 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 from pathlib import Path
 from typing import Any
 
-from warpsdf.errors import InputFileError
+from warpsdf.errors import InputFileError, OutputError
 from warpsdf.io.images import atomic_file
 from warpsdf.run import is_run_folder
 
@@ -71,7 +72,7 @@ def _fmt(value: Any) -> str:
 
 
 def _status(value: str) -> str:
-    cls = "status-" + str(value).replace(" ", "-")
+    cls = "status-" + re.sub(r"[^a-z-]", "", str(value).replace(" ", "-"))
     return f'<span class="{cls}">{_e(value)}</span>'
 
 
@@ -89,7 +90,7 @@ def _run_sections(run: Path, title_level: int = 2) -> str:
     parts = []
     metrics_path = run / "metrics.json"
     if metrics_path.is_file():
-        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+        metrics = _read_json(metrics_path)
         parts.append(f"<{h}>Metrics</{h}>{_metrics_table(metrics)}")
     parts.append(f"<{h}>Optimisation</{h}>")
     parts.append(
@@ -130,7 +131,7 @@ def run_report(run: Path) -> str:
 
 
 def sweep_report(folder: Path) -> str:
-    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    summary = _read_json(folder / "summary.json")
     points = summary.get("points", [])
     keys = ("train_iou", "heldout_iou", "xyz_error", "chamfer", "final_loss")
     head = "".join(f"<th>{_e(k)}</th>" for k in ("#", "point", "status", *keys, "seconds"))
@@ -174,6 +175,8 @@ def sweep_report(folder: Path) -> str:
 def write_report(source: str | Path, out: str | Path) -> str:
     """Write the report of a run or sweep folder to ``out``; returns "run" or "sweep"."""
     source, out = Path(source), Path(out)
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise OutputError(f"{out}: a report must end in .html")
     if (source / "summary.json").is_file():
         text, kind = sweep_report(source), "sweep"
     elif is_run_folder(source):
@@ -183,3 +186,10 @@ def write_report(source: str | Path, out: str | Path) -> str:
     with atomic_file(out) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return kind
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputFileError(f"{path}: unreadable ({err})") from None

@@ -85,7 +85,14 @@ def _read_checkpoint(path: Path) -> dict[str, np.ndarray]:
         raise InputFileError(f"{path}: unreadable checkpoint ({err})") from None
 
 
-def _prepare_folder(run_dir: Path, resume: bool, force: bool) -> None:
+# Scene sections a resumed run must keep: changing them would mix two fits in one log.
+RESUME_FIXED = ("target", "cameras", "supervision", "model", "march", "seed")
+
+
+def prepare_run_folder(run_dir: Path, resume: bool, force: bool) -> None:
+    """Check (and with ``force`` clear) a run folder before a fit writes to it."""
+    if resume and force:
+        raise WarpsdfError("--resume and --force contradict each other: pick one")
     if run_dir.exists() and not run_dir.is_dir():
         raise OutputError(f"{run_dir}: exists and is not a folder")
     if resume:
@@ -239,15 +246,15 @@ def fit(
     if iterations is not None:
         scene = scene.replace(optim=dataclasses.replace(scene.optim, iterations=iterations))
     run_dir = Path(out_dir or scene.output.dir)
-    _prepare_folder(run_dir, resume, force)
+    prepare_run_folder(run_dir, resume, force)
     if resume:
         saved = load_scene(run_dir / SCENE_FILE)
-        if saved.model != scene.model:
-            raise WarpsdfError(
-                f"{run_dir}: cannot resume, [model] differs from the run's {SCENE_FILE}"
-            )
-    with atomic_file(run_dir / SCENE_FILE) as tmp:
-        tmp.write_text(scene.to_toml(), encoding="utf-8")
+        for section in RESUME_FIXED:
+            if getattr(saved, section) != getattr(scene, section):
+                raise WarpsdfError(
+                    f"{run_dir}: cannot resume, [{section}] differs from the run's {SCENE_FILE} "
+                    f"(only [optim] and [output] may change)"
+                )
 
     with wp.ScopedDevice(device):
         fitter = Fitter(scene, device)
@@ -256,6 +263,8 @@ def fit(
             run.load_checkpoint()
         elif write_outputs:
             run.snapshot()
+        with atomic_file(run_dir / SCENE_FILE) as tmp:  # once the checkpoint has loaded
+            tmp.write_text(scene.to_toml(), encoding="utf-8")
         status, reason = RunStatus.FINISHED, ""
         start = time.perf_counter()
         out = scene.output

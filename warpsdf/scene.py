@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from warpsdf.errors import SceneError
-from warpsdf.limits import MAX_FREQUENCIES, MAX_LAYERS, MAX_WIDTH
+from warpsdf.limits import MAX_FREQUENCIES, MAX_LAYERS, MAX_RAYS, MAX_RESOLUTION, MAX_WIDTH
 
 # ---------------------------------------------------------------------------
 # Enums (modes are enums, never bare strings or integers)
@@ -635,6 +635,18 @@ def _cross_checks(scene: Scene, file: str) -> list[str]:
                 fail("cameras.file", f"cameras.json not found: {c.file}")
         if c.layout is CameraLayout.SINGLE and c.count != 1:
             fail("cameras.count", f"layout = single has exactly 1 camera, got count = {c.count}")
+    width, height = c.resolution
+    if max(width, height) > MAX_RESOLUTION:
+        fail(
+            "cameras.resolution",
+            f"expected at most {MAX_RESOLUTION} pixels a side, got {list(c.resolution)}",
+        )
+    elif c.count * width * height > MAX_RAYS:
+        fail(
+            "cameras.count",
+            f"{c.count} views of {width}x{height} are {c.count * width * height:,} rays; "
+            f"expected at most {MAX_RAYS:,}",
+        )
     if not any(v != 0 for v in c.up):
         fail("cameras.up", "expected a non-zero vector")
     if c.eye is not None and c.layout is not CameraLayout.SINGLE:

@@ -281,7 +281,9 @@ def run_point(spec: dict[str, Any]) -> dict[str, Any]:
         criteria = Criteria(**spec["criteria"])
         result.status = classify(outcome.status.value, outcome.metrics, losses, criteria)
         if result.status == PointStatus.DIVERGED.value and not result.reason:
-            result.reason = f"the loss blew up to {max(losses) / losses[0]:.0f}x its first value"
+            finite = [v for v in losses if math.isfinite(v)]
+            ratio = max(finite) / max(finite[0], 1e-30)
+            result.reason = f"the loss blew up to {ratio:.0f}x its first value"
         for file in sorted((scratch / "run").iterdir()):
             if file.is_file():
                 files[file.name] = file.read_bytes()

@@ -3,6 +3,7 @@ save stills, per-camera folders and turntable GIFs."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -52,20 +53,28 @@ def _apply_lens(camera: Camera, request: ViewRequest) -> Camera:
     return camera
 
 
+def camera_angles(camera: Camera) -> tuple[float, float, float]:
+    """(azimuth_deg, elevation_deg, distance) of a camera's eye around its target."""
+    rel = np.asarray(camera.eye, np.float64) - np.asarray(camera.target, np.float64)
+    distance = float(np.linalg.norm(rel))
+    elevation = math.degrees(math.asin(max(-1.0, min(1.0, rel[1] / distance))))
+    azimuth = math.degrees(math.atan2(rel[0], rel[2]))
+    return azimuth, elevation, distance
+
+
 def view_camera(scene: Scene, request: ViewRequest, azimuth_offset_deg: float = 0.0) -> Camera:
-    """The scene's first training camera, or, when azimuth/elevation/distance are
-    given (or an azimuth offset is asked for), a camera on the sphere around the
-    scene's look_at with the scene's values for what is not given."""
-    c = scene.cameras
+    """The scene's first training camera; when azimuth, elevation or distance are
+    given (or an azimuth offset is asked for), a camera on the sphere around that
+    camera's target, keeping its values for what is not given."""
     base = training_cameras(scene)[0]
     if request.moves_eye or azimuth_offset_deg:
+        azimuth, elevation, distance = camera_angles(base)
         base = camera_from_angles(
-            (c.azimuth_deg if request.azimuth_deg is None else request.azimuth_deg)
-            + azimuth_offset_deg,
-            c.elevation_deg if request.elevation_deg is None else request.elevation_deg,
-            c.distance if request.distance is None else request.distance,
+            (azimuth if request.azimuth_deg is None else request.azimuth_deg) + azimuth_offset_deg,
+            elevation if request.elevation_deg is None else request.elevation_deg,
+            distance if request.distance is None else request.distance,
             fov_deg=base.fov_deg, width=base.width, height=base.height,
-            target=c.look_at, up=c.up,
+            target=base.target, up=scene.cameras.up,
         )  # fmt: skip
     return _apply_lens(base, request)
 
