@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 from warpsdf.cli.main import app
-from warpsdf.scene import load_scene
 
 from tests.conftest import SCENES, assert_user_error
 from warpsdf.camera import Camera
+from warpsdf.scene import load_scene
 from warpsdf.viewing import ViewRequest, camera_angles, view_camera
 
 runner = CliRunner()
