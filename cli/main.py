@@ -622,5 +622,49 @@ def report(
     console.print(f"[green]wrote[/] {q(out)} ({kind} report of {q(source)})")
 
 
+@app.command()
+@user_errors
+def bench(
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda or all.")] = "all",
+    case: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--case",
+            help="render:airplane, render:mesh_torus_ball, fit:spheres, fit:mlp "
+            "(repeatable; default: all).",
+        ),
+    ] = None,
+    iterations: Annotated[int, typer.Option("--iterations", help="Fit steps timed.")] = 5,
+    resolution: Annotated[int, typer.Option("--resolution", help="Render size.")] = 512,
+    peak_gflops: Annotated[
+        float | None, typer.Option("--peak-gflops", help="Peak FP32 GFLOP/s for the floor.")
+    ] = None,
+) -> None:
+    """Benchmarks as JSON lines: renders (Mrays/s) and fits (it/s, rays/s, per-phase
+    ms, peak memory, FLOP floor). Also: python -m benchmarks."""
+    import json
+
+    from warpsdf.bench import FIT_CASES, RENDER_CASES, bench_fit, bench_render, devices
+    from warpsdf.device import resolve_device
+
+    known = [f"render:{c}" for c in RENDER_CASES] + [f"fit:{c}" for c in FIT_CASES]
+    chosen = case or known
+    for c in chosen:
+        if c not in known:
+            raise WarpsdfError(f"--case {c!r}: expected one of {', '.join(known)}")
+    if iterations <= 0:
+        raise WarpsdfError(f"--iterations {iterations}: expected a value > 0")
+    targets = devices("all") if device == "all" else [resolve_device(device)]
+    for dev in targets:
+        for c in chosen:
+            kind, name = c.split(":")
+            line = (
+                bench_render(name, dev, resolution)
+                if kind == "render"
+                else bench_fit(name, dev, iterations, peak_gflops=peak_gflops)
+            )
+            typer.echo(json.dumps(line))
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

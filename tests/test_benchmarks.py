@@ -1,31 +1,66 @@
-"""Smoke test of the benchmark scripts: they run and print well-formed JSON
-(no timing assertions: speed is judged on a GPU, not in tests)."""
+"""Smoke tests of the benchmark suite: it runs on the CPU in a reduced mode and
+prints well-formed JSON (no timing assertions: speed is judged on a GPU)."""
 
 from __future__ import annotations
 
 import json
 
+from benchmarks import __main__ as suite
+from benchmarks import fit as fit_bench
 from benchmarks import render as render_bench
+
+SPLIT = {"draw", "march", "forward", "backward", "readback", "optimizer"}
+
+
+def lines(capsys) -> list[dict]:
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
 
 
 def test_render_benchmark_prints_json_lines(capsys):
     assert render_bench.main(["--device", "cpu", "--resolution", "16", "--repeat", "1"]) == 0
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert {line["target"] for line in lines} == {"airplane", "mesh_torus_ball"}
-    for line in lines:
+    out = lines(capsys)
+    assert {line["target"] for line in out} == {"airplane", "mesh_torus_ball"}
+    for line in out:
         assert line["device"] == "cpu" and line["resolution"] == [16, 16]
         assert line["mrays_per_s"] > 0 and line["ms_per_frame"] > 0
-        assert line["warp_version"] and line["device_name"]
+        assert line["warp_version"] and line["device_name"] and line["peak_memory_mb"] > 0
 
 
-def test_fit_benchmark_prints_json_lines(capsys):
-    from benchmarks import fit as fit_bench
-
-    args = ["--device", "cpu", "--iterations", "1", "--override", "cameras.resolution=[8, 8]",
-            "--override", "model.hidden=8", "--override", "optim.eikonal_samples=8"]  # fmt: skip
+def test_fit_benchmark_reports_split_work_and_floor(capsys):
+    args = ["--device", "cpu", "--iterations", "2", "--peak-gflops", "100",
+            "--override", "cameras.resolution=[8, 8]", "--override", "model.hidden=8",
+            "--override", "optim.eikonal_samples=8"]  # fmt: skip
     assert fit_bench.main(args) == 0
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert {line["case"] for line in lines} == {"mlp", "spheres"}
-    for line in lines:
-        assert line["resolution"] == [8, 8] and line["iterations_per_s"] > 0
-        assert line["rays_per_s"] > 0 and line["rays_per_iteration"] == line["views"] * 64
+    out = {line["case"]: line for line in lines(capsys)}
+    assert set(out) == {"mlp", "spheres"}
+    for line in out.values():
+        assert line["resolution"] == [8, 8] and line["rays_per_iteration"] == line["views"] * 64
+        assert line["iterations_per_s"] > 0 and line["rays_per_s"] > 0
+        assert set(line["ms_split"]) == SPLIT
+        assert sum(line["ms_split"].values()) <= line["ms_per_iteration"] * 1.5
+        assert 1 <= line["march_evals_per_ray"] <= 64 + 4 * 5
+        assert line["gflop_per_iteration"] > 0 and line["floor_ms"] > 0
+        assert line["measured_over_floor"] > 1  # nothing beats the floor
+    assert out["mlp"]["gflop_per_iteration"] > out["spheres"]["gflop_per_iteration"]
+
+
+def test_suite_quick_mode_runs(capsys):
+    assert suite.main(["--device", "cpu", "--quick"]) == 0
+    out = lines(capsys)
+    assert {line["benchmark"] for line in out} == {"render_shaded", "fit"} and len(out) == 4
+
+
+def test_warpsdf_bench_command():
+    from typer.testing import CliRunner
+
+    from tests.conftest import assert_user_error
+    from warpsdf.cli.main import app
+
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["bench", "--device", "cpu", "--case", "render:airplane", "--resolution", "8"]
+    )
+    assert result.exit_code == 0, result.output
+    (line,) = [json.loads(x) for x in result.output.splitlines() if x.startswith("{")]
+    assert line["target"] == "airplane" and line["resolution"] == [8, 8]
+    assert_user_error(runner.invoke(app, ["bench", "--case", "fit:xyz"]), "fit:xyz", "fit:mlp")

@@ -230,6 +230,11 @@ class Fitter:
         self._prev_m = wp.empty_like(self.field.params)
         self._prev_v = wp.empty_like(self.field.params)
         self._has_prev = False
+        # With ``profile`` set, each step synchronises between its phases and
+        # records their wall times (ms) in ``timings``: for benchmarks only.
+        self.profile = False
+        self.timings: dict[str, float] = {}
+        self._clock = 0.0
         if self.batch == total:  # every ray, every step: upload the targets once
             self._upload_targets(None)
 
@@ -274,6 +279,16 @@ class Fitter:
             self._xyz.assign(t.xyz[index])
             self._depth.assign(t.depth[index])
 
+    def _lap(self, phase: str) -> None:
+        """With profiling on: wait for the device and charge the time since the
+        last lap to ``phase``."""
+        if not self.profile:
+            return
+        wp.synchronize_device(self.device)
+        now = time.perf_counter()
+        self.timings[phase] = self.timings.get(phase, 0.0) + (now - self._clock) * 1e3
+        self._clock = now
+
     def _roll_back(self) -> int:
         """Undo the last Adam step: the parameters it produced gave a non-finite
         loss. Returns the iteration whose parameters are kept."""
@@ -315,7 +330,9 @@ class Fitter:
         ``backward``) leave dL/dparams in ``field.params.grad``."""
         scene = self.scene
         n = self.batch
+        self._lap("draw")
         march(self.field, self._origins, self._dirs, scene.march, out=self._hits)
+        self._lap("march")
         wp.launch(
             sample_points_kernel,
             dim=n,
@@ -356,8 +373,10 @@ class Fitter:
                     outputs=[self._terms, self._loss],
                     device=self.device,
                 )
+        self._lap("forward")
         if backward:
             tape.backward(loss=self._loss)  # (tape.reset() would zero the gradients)
+            self._lap("backward")
         return float(self._loss.numpy()[0])
 
     def terms(self) -> dict[str, float]:
@@ -369,6 +388,10 @@ class Fitter:
         """One Adam step. Raises :class:`DivergedError` (parameters untouched)
         when the loss or the gradient is not finite."""
         start = time.perf_counter()
+        if self.profile:
+            wp.synchronize_device(self.device)
+            self.timings = {}
+            self._clock = start
         it = self.iteration
         lr = learning_rate(self.scene, it)
         alpha = mask_alpha(self.scene, it)
@@ -382,6 +405,7 @@ class Fitter:
             problem = "the field's values became non-finite"
         elif not np.isfinite(grad).all():
             problem = "the gradient became non-finite"
+        self._lap("readback")
         if problem:
             kept = self._roll_back()
             raise DivergedError(
@@ -393,6 +417,7 @@ class Fitter:
         self._has_prev = True
         self.optimizer.lr = lr
         self.optimizer.step([self.field.params.grad])
+        self._lap("optimizer")
         self.iteration += 1
 
         pred = self._hits.hit_t.numpy() >= 0.0

@@ -58,6 +58,7 @@ def march_kernel(functions: FieldFunctions) -> wp.Kernel:
     """The sphere-tracing kernel for one field kind (built once, cached)."""
     sdf = functions.sdf
     grad = functions.grad
+    grad_cost = functions.grad_cost
 
     @wp.kernel(enable_backward=False, module="unique", name=f"march_rays_kernel_{functions.name}")
     def march_rays_kernel(
@@ -75,6 +76,7 @@ def march_kernel(functions: FieldFunctions) -> wp.Kernel:
         min_sdf_out: wp.array(dtype=float),  # (R,) smallest SDF seen along the ray
         min_t_out: wp.array(dtype=float),  # (R,) distance where it was seen
         grad_dot_dir_out: wp.array(dtype=float),  # (R,) (raw grad f at the hit) . dir; 0 on a miss
+        evals_out: wp.array(dtype=int),  # (R,) SDF evaluations spent on the ray (work counting)
     ):
         """One thread per ray (dim = R). Not differentiable (runs outside the tape).
         Writes each output element exactly once."""
@@ -93,6 +95,7 @@ def march_kernel(functions: FieldFunctions) -> wp.Kernel:
             min_sdf_out[r] = FAR_SDF
             min_t_out[r] = t_close
             grad_dot_dir_out[r] = 0.0
+            evals_out[r] = 0
             return
         t_far = t_exit
         if clip_back == 0:
@@ -102,8 +105,10 @@ def march_kernel(functions: FieldFunctions) -> wp.Kernel:
         min_sdf = float(FAR_SDF)
         min_t = t_enter
         f = float(0.0)
+        evals = int(0)
         for _step in range(max_steps):
             f = sdf(params, meta, o + d * t)
+            evals += 1
             if f < min_sdf:
                 min_sdf = f
                 min_t = t
@@ -120,14 +125,17 @@ def march_kernel(functions: FieldFunctions) -> wp.Kernel:
             min_sdf_out[r] = min_sdf
             min_t_out[r] = min_t
             grad_dot_dir_out[r] = 0.0
+            evals_out[r] = evals
             return
         # Newton steps along the ray on f(t) = 0, with the slope kept away from
         # zero (grazing rays) and each step kept only if it reduces |f|.
         for _k in range(POLISH_STEPS):
             slope = wp.min(wp.dot(grad(params, meta, o + d * t), d), -0.01)
+            evals += grad_cost
             t_new = t - f / slope
             if t_new >= t_enter and t_new <= t_far:
                 f_new = sdf(params, meta, o + d * t_new)
+                evals += 1
                 if wp.abs(f_new) < wp.abs(f):
                     t = t_new
                     f = f_new
@@ -139,6 +147,7 @@ def march_kernel(functions: FieldFunctions) -> wp.Kernel:
         min_sdf_out[r] = wp.min(min_sdf, f)
         min_t_out[r] = t
         grad_dot_dir_out[r] = wp.dot(g, d)
+        evals_out[r] = evals + grad_cost
 
     return march_rays_kernel
 
@@ -149,7 +158,8 @@ class RayHits:
 
     ``hit_t`` is -1 for a miss. ``points`` and ``normals`` are world-space.
     ``grad_dot_dir`` is the raw SDF gradient at the hit dotted with the ray
-    direction (the denominator of the implicit hit point).
+    direction (the denominator of the implicit hit point). ``evals`` counts the
+    SDF evaluations each ray cost (a gradient counts as ``grad_cost``).
     """
 
     hit_t: wp.array
@@ -158,6 +168,7 @@ class RayHits:
     min_sdf: wp.array
     min_t: wp.array
     grad_dot_dir: wp.array
+    evals: wp.array
 
     @classmethod
     def allocate(cls, count: int, device) -> RayHits:
@@ -168,11 +179,15 @@ class RayHits:
             wp.empty(count, dtype=float, device=device),
             wp.empty(count, dtype=float, device=device),
             wp.empty(count, dtype=float, device=device),
+            wp.empty(count, dtype=int, device=device),
         )
 
     def outputs(self) -> list[wp.array]:
         """The arrays in the order the tracing kernels write them."""
-        return [self.hit_t, self.points, self.normals, self.min_sdf, self.min_t, self.grad_dot_dir]
+        return [
+            self.hit_t, self.points, self.normals, self.min_sdf, self.min_t, self.grad_dot_dir,
+            self.evals,
+        ]  # fmt: skip
 
     def numpy(self) -> dict[str, np.ndarray]:
         return {
@@ -182,6 +197,7 @@ class RayHits:
             "min_sdf": self.min_sdf.numpy(),
             "min_t": self.min_t.numpy(),
             "grad_dot_dir": self.grad_dot_dir.numpy(),
+            "evals": self.evals.numpy(),
         }
 
 

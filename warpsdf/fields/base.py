@@ -37,6 +37,7 @@ class FieldFunctions:
     sdf: wp.Function
     grad: wp.Function
     backward: wp.Function | None = None
+    grad_cost: int = 4  # SDF evaluations one grad call costs (4: tetrahedral differences)
 
 
 class Field:

@@ -103,7 +103,9 @@ def backward_spheres(params: wp.array(dtype=float), meta: wp.array(dtype=float),
             wp.atomic_add(grad_params, o + 3, -adj * w)
 
 
-SPHERES_FUNCTIONS = FieldFunctions("spheres", sdf_spheres, grad_spheres, backward_spheres)
+SPHERES_FUNCTIONS = FieldFunctions(
+    "spheres", sdf_spheres, grad_spheres, backward_spheres, grad_cost=2
+)
 
 
 def grid_centers(count: int, half_extent: float) -> np.ndarray:

@@ -27,12 +27,14 @@ def cast_mesh_rays_kernel(
     min_sdf_out: wp.array(dtype=float),  # (R,) 0 on a hit, FAR_SDF on a miss (no SDF)
     min_t_out: wp.array(dtype=float),  # (R,) hit distance, or the closest approach
     grad_dot_dir_out: wp.array(dtype=float),  # (R,) normal . dir at the hit; 0 on a miss
+    evals_out: wp.array(dtype=int),  # (R,) 0: no SDF is evaluated
 ):
     """One thread per ray (dim = R). Not differentiable. Same outputs as the
     sphere marcher, clipped to the bounding sphere the same way."""
     r = wp.tid()
     o = origins[r]
     d = directions[r]
+    evals_out[r] = 0
     interval = bound_interval(o, d, bound_radius)
     t0 = interval[0]
     t1 = interval[1]

@@ -1,0 +1,203 @@
+"""Benchmarks: speed, memory and work counts of renders and fits (DESIGN §7).
+
+Each benchmark returns one flat dict (a JSON line): the configuration, the
+device and Warp version, iterations/s and rays/s, milliseconds per iteration
+split into phases (draw, march, forward on the tape, backward, readback,
+optimiser), peak memory, and a FLOP floor: the floating-point work the
+iteration actually did (field evaluations counted in the march and on the
+tape, times the FLOPs of one evaluation, forward and backward) over the
+device's peak FP32 rate, where that rate is known.
+"""
+
+from __future__ import annotations
+
+import platform
+import resource
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import warp as wp
+
+from warpsdf.camera import camera_from_angles
+from warpsdf.fields.mlp import MLPField, num_inputs
+from warpsdf.fields.spheres import SphereSetField
+from warpsdf.fit import Fitter
+from warpsdf.render import RenderMode, render
+from warpsdf.scene import load_scene
+from warpsdf.targets import build_target
+
+SCENES = Path(__file__).resolve().parents[1] / "scenes"
+
+# Peak FP32 (non-tensor) rates, FLOP/s, by a substring of the device name.
+PEAK_FP32 = {
+    "H200": 67e12,
+    "H100 PCIe": 51e12,
+    "H100": 67e12,
+    "A100": 19.5e12,
+    "L40S": 91.6e12,
+    "RTX 4090": 82.6e12,
+}
+
+FIT_CASES: dict[str, tuple[str, list[str]]] = {
+    # the two-sphere sphere-set silhouette fit: 8 views at 64x64, every ray
+    "spheres": ("two_spheres_silhouette.toml", ["optim.batch_rays=0"]),
+    # the neural-SDF silhouette fit: 128x128, 8 views, 64 steps, width 64, depth 3, L = 6
+    "mlp": (
+        "airplane.toml",
+        [
+            "cameras.layout='orbit'",
+            "cameras.count=8",
+            "cameras.elevation_deg=20.0",
+            "cameras.resolution=[128, 128]",
+            "march.max_steps=64",
+            "model.hidden=64",
+            "model.layers=3",
+            "model.fourier_frequencies=6",
+            "optim.batch_rays=0",
+        ],
+    ),
+}
+RENDER_CASES = {"airplane": "airplane.toml", "mesh_torus_ball": "torus_ball.toml"}
+
+
+def devices(choice: str = "all") -> list[str]:
+    """``all``: the CPU plus the first CUDA device if there is one."""
+    wp.init()
+    if choice == "all":
+        return ["cpu"] + (["cuda:0"] if wp.get_cuda_device_count() else [])
+    return [choice]
+
+
+def device_name(device: str) -> str:
+    """The GPU's name, or the CPU model from /proc/cpuinfo where there is one."""
+    d = wp.get_device(device)
+    if not d.is_cpu:
+        return d.name
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def peak_fp32(device: str, override_gflops: float | None = None) -> float | None:
+    if override_gflops:
+        return override_gflops * 1e9
+    if wp.get_device(device).is_cpu:
+        return None
+    name = device_name(device)
+    for key, rate in PEAK_FP32.items():
+        if key in name:
+            return rate
+    return None
+
+
+def peak_memory_bytes(device: str) -> int:
+    """Peak device memory from Warp's pool on CUDA; the process's peak RSS on the CPU."""
+    d = wp.get_device(device)
+    if not d.is_cpu and wp.is_mempool_enabled(d):
+        return int(wp.get_mempool_used_mem_high(d))
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def eval_flops(field) -> tuple[float, float]:
+    """FLOPs of one field evaluation (forward) and of its parameter backward.
+    Multiply-adds count 2, a softplus or exp/log about 4."""
+    if isinstance(field, MLPField):
+        h, layers = field.width, field.layers
+        n_in = num_inputs(field.frequencies)
+        macs = n_in * h + (layers - 1) * h * h + h
+        forward = 2.0 * macs + 4.0 * layers * h + 12.0 * field.frequencies
+        backward = forward + 2.0 * macs + 2.0 * (layers - 1) * h * h  # recompute, dW, dx
+        return forward, backward
+    if isinstance(field, SphereSetField):
+        n = field.count
+        return 20.0 * n, 30.0 * n
+    return 0.0, 0.0
+
+
+def bench_fit(
+    case: str, device: str, iterations: int = 5, extra: list[str] | None = None,
+    peak_gflops: float | None = None,
+) -> dict:  # fmt: skip
+    """One fit benchmark line; compilation and one warm-up step excluded."""
+    scene_file, overrides = FIT_CASES[case]
+    scene = load_scene(SCENES / scene_file, [*overrides, "optim.iterations=100000", *(extra or [])])
+    fitter = Fitter(scene, device)
+    fitter.step()  # compile + warm up
+    fitter.profile = True
+    phases: dict[str, list[float]] = {}
+    evals = []
+    wp.synchronize_device(device)
+    start = time.perf_counter()
+    for _ in range(iterations):
+        fitter.step()
+        for k, v in fitter.timings.items():
+            phases.setdefault(k, []).append(v)
+        evals.append(int(fitter._hits.evals.numpy().sum()))
+    wp.synchronize_device(device)
+    seconds = (time.perf_counter() - start) / iterations
+    fwd, bwd = eval_flops(fitter.field)
+    taped = fitter.batch + (4 * scene.optim.eikonal_samples if fitter.w_eikonal > 0 else 0)
+    march_evals = float(np.mean(evals))
+    flops = march_evals * fwd + taped * (fwd + bwd)
+    peak = peak_fp32(device, peak_gflops)
+    line = {
+        "benchmark": "fit",
+        "case": case,
+        "model": scene.model.kind.value,
+        "params": fitter.field.num_params,
+        "views": len(fitter.cameras),
+        "resolution": list(scene.cameras.resolution),
+        "rays_per_iteration": fitter.batch,
+        "max_steps": scene.march.max_steps,
+        "device": device,
+        "device_name": device_name(device),
+        "warp_version": wp.__version__,
+        "iterations": iterations,
+        "ms_per_iteration": round(seconds * 1e3, 3),
+        "iterations_per_s": round(1.0 / seconds, 4),
+        "rays_per_s": round(fitter.batch / seconds, 1),
+        "ms_split": {k: round(statistics.mean(v), 3) for k, v in phases.items()},
+        "march_evals_per_ray": round(march_evals / fitter.batch, 2),
+        "gflop_per_iteration": round(flops / 1e9, 4),
+        "peak_memory_mb": round(peak_memory_bytes(device) / 2**20, 1),
+    }
+    if peak is not None:
+        floor_ms = flops / peak * 1e3
+        line["floor_ms"] = round(floor_ms, 4)
+        line["measured_over_floor"] = round(seconds * 1e3 / floor_ms, 2)
+    return line
+
+
+def bench_render(case: str, device: str, resolution: int = 512, repeat: int = 3) -> dict:
+    """One render benchmark line: a shaded frame of a shipped scene's target."""
+    scene = load_scene(SCENES / RENDER_CASES[case])
+    target = build_target(scene, device)
+    camera = camera_from_angles(35.0, 25.0, 2.6, 40.0, resolution, resolution)
+    render(target.source, camera, RenderMode.SHADED, scene.march)  # compile + warm up
+    times = []
+    for _ in range(repeat):
+        wp.synchronize_device(device)
+        start = time.perf_counter()
+        render(target.source, camera, RenderMode.SHADED, scene.march)
+        wp.synchronize_device(device)
+        times.append(time.perf_counter() - start)
+    seconds = statistics.median(times)
+    return {
+        "benchmark": "render_shaded",
+        "target": case,
+        "resolution": [resolution, resolution],
+        "max_steps": scene.march.max_steps,
+        "device": device,
+        "device_name": device_name(device),
+        "warp_version": wp.__version__,
+        "ms_per_frame": round(seconds * 1e3, 3),
+        "mrays_per_s": round(resolution * resolution / seconds / 1e6, 4),
+        "repeat": repeat,
+        "peak_memory_mb": round(peak_memory_bytes(device) / 2**20, 1),
+    }
