@@ -40,8 +40,12 @@ MIN_GRAD_DOT_DIR = 0.1
 
 @wp.func
 def softplus0(z: float) -> float:
-    """log(1 + e^z), stable for any z."""
-    return wp.max(z, 0.0) + wp.log(1.0 + wp.exp(-wp.abs(z)))
+    """log(1 + e^z), stable for any z. Written with a branch rather than
+    max(z, 0) + log(1 + e^-|z|): Warp's adjoints of max and abs at z = 0 (a hit
+    point with f exactly 0 is common) would give the derivative the wrong sign."""
+    if z > 0.0:
+        return z + wp.log(1.0 + wp.exp(-z))
+    return wp.log(1.0 + wp.exp(z))
 
 
 @wp.func

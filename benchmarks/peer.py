@@ -1,0 +1,81 @@
+"""warpsdf against its PyTorch peer, same process, same device, same scene.
+
+    python -m benchmarks.peer [--device cpu|cuda] [--case spheres|mlp] [--iterations N]
+                              [--override section.key=value]...
+
+One JSON line per case: ms per iteration of each and the speed-up of warpsdf
+over the peer (peer time / warpsdf time). Needs torch (``pip install torch``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import warp as wp
+
+wp.config.log_level = wp.LOG_WARNING
+
+from warpsdf.bench import FIT_CASES, SCENES, device_name  # noqa: E402
+from warpsdf.fit import Fitter  # noqa: E402
+from warpsdf.scene import load_scene  # noqa: E402
+
+
+def compare(case: str, device: str, iterations: int, extra: list[str]) -> dict:
+    import torch
+
+    from benchmarks.torch_peer import TorchPeer
+
+    scene_file, overrides = FIT_CASES[case]
+    scene = load_scene(SCENES / scene_file, [*overrides, "optim.iterations=100000", *extra])
+    fitter = Fitter(scene, device)
+    peer = TorchPeer(fitter, "cuda" if device.startswith("cuda") else "cpu")
+
+    def timed(step) -> float:
+        step()  # warm up (compilation, allocator)
+        wp.synchronize_device(device)
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(iterations):
+            step()
+        wp.synchronize_device(device)
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        return (time.perf_counter() - start) / iterations * 1e3
+
+    warp_ms = timed(fitter.step)
+    torch_ms = timed(peer.step)
+    return {
+        "benchmark": "peer",
+        "case": case,
+        "resolution": list(scene.cameras.resolution),
+        "views": len(fitter.cameras),
+        "device": device,
+        "device_name": device_name(device),
+        "warp_version": wp.__version__,
+        "torch_version": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "iterations": iterations,
+        "warpsdf_ms_per_iteration": round(warp_ms, 3),
+        "torch_ms_per_iteration": round(torch_ms, 3),
+        "speedup_over_torch": round(torch_ms / warp_ms, 3),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--case", choices=sorted(FIT_CASES), action="append")
+    parser.add_argument("--iterations", type=int, default=5)
+    parser.add_argument("--override", action="append", default=[])
+    args = parser.parse_args(argv)
+    for case in args.case or sorted(FIT_CASES):
+        print(json.dumps(compare(case, args.device, args.iterations, args.override)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
