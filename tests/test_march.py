@@ -556,3 +556,14 @@ def test_combine_ops_exact_values(device):
     assert got[1] == pytest.approx(0.0, abs=1e-6)
     seam = math.hypot(0.6, 0.6) - 0.5
     assert got[2] == pytest.approx(seam - k / 4, abs=1e-6)
+
+
+@pytest.mark.parametrize("mode", list(RenderMode))
+def test_tiled_render_equals_one_launch(device, mode):
+    """A render split into tiles of a few rows gives exactly the one-launch image."""
+    field = AnalyticField([ShapeSpec(type=ShapeType.SPHERE, center=(0.1, 0.05, 0.0), radius=0.4)],
+                          device=device)  # fmt: skip
+    camera = Camera((0.3, 0.4, 2.5), width=19, height=23)
+    whole = render(field, camera, mode, MarchConfig(), tile_rays=10**9)
+    tiled = render(field, camera, mode, MarchConfig(), tile_rays=3 * 19 + 5)  # 3 rows a tile
+    np.testing.assert_array_equal(tiled, whole)

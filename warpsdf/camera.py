@@ -63,13 +63,15 @@ class Camera:
         true_up = np.cross(back, right)
         return right, true_up, back
 
-    def rays(self) -> tuple[np.ndarray, np.ndarray]:
+    def rays(self, rows: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Origins and unit directions, each (height * width, 3) float32, row-major
-        (ray index = row * width + column)."""
+        (ray index = row * width + column). ``rows = (first, stop)`` gives only
+        those image rows (a tile of a large render)."""
         right, up, back = self.basis()
         tan_half = math.tan(math.radians(self.fov_deg) / 2.0)
+        first, stop = rows if rows is not None else (0, self.height)
         j = np.arange(self.width, dtype=np.float64) + 0.5
-        i = np.arange(self.height, dtype=np.float64) + 0.5
+        i = np.arange(first, stop, dtype=np.float64) + 0.5
         ndc_x = (2.0 * j / self.width - 1.0) * tan_half * self.width / self.height
         ndc_y = (1.0 - 2.0 * i / self.height) * tan_half
         dirs = (

@@ -142,9 +142,12 @@ def trace_cameras(
     return out
 
 
-def shade(hits: RayHits, directions: wp.array, camera: Camera, mode: RenderMode) -> np.ndarray:
+def shade(
+    hits: RayHits, directions: wp.array, camera: Camera, mode: RenderMode, rows: int | None = None
+) -> np.ndarray:
     """Per-ray results -> image. Colour modes: (H, W, 3) float32 in [0, 1];
-    mask: (H, W) bool; depth: (H, W) float32 ray distance, inf for misses."""
+    mask: (H, W) bool; depth: (H, W) float32 ray distance, inf for misses.
+    ``rows``: the number of image rows the rays cover (default: all)."""
     device = hits.hit_t.device
     rgb = wp.empty(hits.hit_t.shape[0], dtype=wp.vec3, device=device)
     right, up, back = (wp.vec3(*map(float, v)) for v in camera.basis())
@@ -156,7 +159,7 @@ def shade(hits: RayHits, directions: wp.array, camera: Camera, mode: RenderMode)
         outputs=[rgb],
         device=device,
     )  # fmt: skip
-    img = rgb.numpy().reshape(camera.height, camera.width, 3)
+    img = rgb.numpy().reshape(rows or camera.height, camera.width, 3)
     if mode is RenderMode.MASK:
         return img[..., 0] > 0.5
     if mode is RenderMode.DEPTH:
@@ -164,13 +167,35 @@ def shade(hits: RayHits, directions: wp.array, camera: Camera, mode: RenderMode)
     return img
 
 
+# Rays traced per launch by :func:`render`: large images go in tiles of whole
+# rows, so memory stays bounded (about 100 bytes per ray) whatever the size.
+RENDER_TILE_RAYS = 1 << 21
+
+
 def render(
-    source, camera: Camera, mode: RenderMode = RenderMode.SHADED, config: MarchConfig | None = None
+    source,
+    camera: Camera,
+    mode: RenderMode = RenderMode.SHADED,
+    config: MarchConfig | None = None,
+    tile_rays: int = RENDER_TILE_RAYS,
 ) -> np.ndarray:
-    """Render ``source`` (a field or mesh target) from ``camera``; see :func:`shade`."""
-    origins, directions = _camera_rays([camera], source_device(source))
-    hits = trace(source, origins, directions, config or MarchConfig())
-    return shade(hits, directions, camera, RenderMode(mode))
+    """Render ``source`` (a field or mesh target) from ``camera``, in tiles of
+    at most ``tile_rays`` rays; see :func:`shade` for what comes back."""
+    mode = RenderMode(mode)
+    config = config or MarchConfig()
+    device = source_device(source)
+    rows_per_tile = max(1, tile_rays // camera.width)
+    image = None
+    for first in range(0, camera.height, rows_per_tile):
+        stop = min(camera.height, first + rows_per_tile)
+        o, d = camera.rays(rows=(first, stop))
+        directions = wp.array(d, dtype=wp.vec3, device=device)
+        hits = trace(source, wp.array(o, dtype=wp.vec3, device=device), directions, config)
+        tile = shade(hits, directions, camera, mode, rows=stop - first)
+        if image is None:
+            image = np.empty((camera.height, *tile.shape[1:]), tile.dtype)
+        image[first:stop] = tile
+    return image
 
 
 def depth_to_gray(depth: np.ndarray) -> np.ndarray:
