@@ -230,6 +230,7 @@ class Fitter:
         self._prev_m = wp.empty_like(self.field.params)
         self._prev_v = wp.empty_like(self.field.params)
         self._has_prev = False
+        self._rays_uploaded = False
         # With ``profile`` set, each step synchronises between its phases and
         # records their wall times (ms) in ``timings``: for benchmarks only.
         self.profile = False
@@ -305,15 +306,18 @@ class Fitter:
         """Draw this step's random inputs (camera shake, ray batch, eikonal points)
         and upload them. Returns the batch's ray indices (None: every ray)."""
         scene = self.scene
-        cams = jitter_cameras(self.cameras, scene.cameras.jitter, self.rng)
-        origins, dirs = rays_for(cams)
         index = None
-        if self.batch < self.total_rays:
-            index = np.sort(self.rng.choice(self.total_rays, self.batch, replace=False))
-            origins, dirs = origins[index], dirs[index]
-            self._upload_targets(index)
-        self._origins.assign(origins)
-        self._dirs.assign(dirs)
+        fixed_rays = scene.cameras.jitter <= 0.0 and self.batch == self.total_rays
+        if not (fixed_rays and self._rays_uploaded):  # still cameras, every ray: upload once
+            cams = jitter_cameras(self.cameras, scene.cameras.jitter, self.rng)
+            origins, dirs = rays_for(cams)
+            if self.batch < self.total_rays:
+                index = np.sort(self.rng.choice(self.total_rays, self.batch, replace=False))
+                origins, dirs = origins[index], dirs[index]
+                self._upload_targets(index)
+            self._origins.assign(origins)
+            self._dirs.assign(dirs)
+            self._rays_uploaded = True
         if self.w_eikonal > 0.0:
             e = scene.optim.eikonal_samples
             v = self.rng.normal(size=(e, 3))
