@@ -136,3 +136,22 @@ def test_new_rejects_a_folder(tmp_path, monkeypatch):
     (tmp_path / "scenes").mkdir()
     assert_user_error(cli("new", "scenes"), "scene name")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scenes"]
+
+
+def test_cameras_inside_the_bound_are_refused():
+    assert_user_error(
+        cli("validate", SPHERES, "--set", "cameras.distance=0.5"), "cameras.distance", "outside"
+    )
+    assert_user_error(
+        cli("validate", SPHERES, "--set", "cameras.layout='single'", "--set", "cameras.count=1",
+            "--set", "cameras.eye=[0.1, 0.0, 0.2]"),
+        "cameras.eye", "inside the bounding sphere",
+    )  # fmt: skip
+
+
+def test_an_invisible_target_cannot_be_fitted(tmp_path):
+    result = cli("fit", SPHERES, "--out", tmp_path / "run", "-n", "2", "--device", "cpu",
+                 "--set", "cameras.fov_deg=0.01", *TINY, "--set",
+                 'target.shapes=[{type="sphere", center=[0.5, 0.5, 0.0], radius=0.1}]')  # fmt: skip
+    assert_user_error(result, "covers no pixel")
+    assert not (tmp_path / "run" / "checkpoint.npz").exists()

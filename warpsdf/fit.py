@@ -194,6 +194,12 @@ class Fitter:
         )
         modes = set(scene.supervision.mode)
         self.targets = _flatten_targets(views, modes)
+        if not self.targets.mask.any():
+            raise WarpsdfError(
+                f"{scene.source or scene.name}: the target covers no pixel of any training "
+                "view (check cameras.distance, cameras.fov_deg, the target's size and "
+                "march.bound_radius)"
+            )
         self.field = make_field(scene, self.rng, self.device)
         self.optimizer = Adam([self.field.params], lr=scene.optim.lr)
         self.iteration = 0

@@ -647,6 +647,24 @@ def _cross_checks(scene: Scene, file: str) -> list[str]:
             f"{c.count} views of {width}x{height} are {c.count * width * height:,} rays; "
             f"expected at most {MAX_RAYS:,}",
         )
+    bound = scene.march.bound_radius
+    if t.kind is not TargetKind.IMAGES and c.layout is not CameraLayout.FILE:
+        if c.eye is not None:
+            eye_distance = math.sqrt(sum(v * v for v in c.eye))
+            if eye_distance <= bound:
+                fail(
+                    "cameras.eye",
+                    f"the eye is inside the bounding sphere (|eye| = {eye_distance:g} <= "
+                    f"march.bound_radius = {bound:g}); move it out",
+                )
+        else:
+            look = math.sqrt(sum(v * v for v in c.look_at))
+            if c.distance - look <= bound:
+                fail(
+                    "cameras.distance",
+                    f"expected a value > march.bound_radius + |look_at| ({bound + look:g}) so "
+                    f"the cameras are outside the bounding sphere, got {c.distance:g}",
+                )
     if not any(v != 0 for v in c.up):
         fail("cameras.up", "expected a non-zero vector")
     if c.eye is not None and c.layout is not CameraLayout.SINGLE:
