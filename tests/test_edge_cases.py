@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 from warpsdf.cli.main import app
 
 from tests.conftest import SCENES, assert_user_error
-from warpsdf.camera import Camera
+from warpsdf.camera import Camera, camera_angles
 from warpsdf.scene import load_scene
-from warpsdf.viewing import ViewRequest, camera_angles, view_camera
+from warpsdf.viewing import ViewRequest, view_camera
 
 runner = CliRunner()
 TINY = ["--set", "cameras.resolution=[12, 12]", "--set", "output.mesh_resolution=16",

@@ -129,6 +129,15 @@ def eye_from_angles(
     return tuple(float(c + distance * v) for c, v in zip(center, d, strict=True))
 
 
+def camera_angles(camera: Camera) -> tuple[float, float, float]:
+    """(azimuth_deg, elevation_deg, distance) of a camera's eye around its target."""
+    rel = np.asarray(camera.eye, np.float64) - np.asarray(camera.target, np.float64)
+    distance = float(np.linalg.norm(rel))
+    elevation = math.degrees(math.asin(max(-1.0, min(1.0, rel[1] / distance))))
+    azimuth = math.degrees(math.atan2(rel[0], rel[2]))
+    return azimuth, elevation, distance
+
+
 def camera_from_angles(
     azimuth_deg: float,
     elevation_deg: float,

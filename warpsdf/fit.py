@@ -145,8 +145,6 @@ class _Targets:
     mask: np.ndarray  # (R,) float32
     xyz: np.ndarray  # (R, 3) float32
     depth: np.ndarray  # (R,) float32 (large where there is no surface)
-    has_xyz: bool = False
-    has_depth: bool = False
     views: list[TargetView] = field(default_factory=list)
 
 
@@ -172,8 +170,6 @@ def _flatten_targets(views: list[TargetView], modes: set[SupervisionMode]) -> _T
         np.concatenate(masks),
         np.concatenate(xyzs),
         np.concatenate(depths),
-        has_xyz=all(v.xyz is not None for v in views),
-        has_depth=all(v.depth is not None for v in views),
         views=views,
     )
 
@@ -271,7 +267,7 @@ class Fitter:
         self.optimizer.v[0].assign(np.asarray(state["adam_v"], np.float32))
         self.optimizer.t = int(state["adam_t"])
         self.iteration = int(state["iteration"])
-        self.rng.bit_generator.state = _literal(str(state["rng_state"]))
+        self.rng.bit_generator.state = ast.literal_eval(str(state["rng_state"]))
 
     # ------------------------------------------------------------------- step
 
@@ -443,7 +439,3 @@ class Fitter:
             alpha=alpha,
             seconds=time.perf_counter() - start,
         )
-
-
-def _literal(text: str):
-    return ast.literal_eval(text)

@@ -103,10 +103,6 @@ def shade_kernel(
     )
 
 
-def source_device(source) -> wp.context.Device:
-    return source.device
-
-
 def trace(source, origins: wp.array, directions: wp.array, config: MarchConfig) -> RayHits:
     """Trace rays through a field (sphere tracing) or any object with a ``trace``
     method of the same signature (a mesh target)."""
@@ -125,7 +121,7 @@ def _camera_rays(camera_list: list[Camera], device) -> tuple[wp.array, wp.array]
 
 def trace_camera(source, camera: Camera, config: MarchConfig) -> RayHits:
     """Trace every pixel ray of one camera (row-major)."""
-    return trace(source, *_camera_rays([camera], source_device(source)), config)
+    return trace(source, *_camera_rays([camera], source.device), config)
 
 
 def trace_cameras(
@@ -133,7 +129,7 @@ def trace_cameras(
 ) -> list[dict[str, np.ndarray]]:
     """Trace several cameras in one launch; per camera the per-ray results
     (see :class:`RayHits`) as numpy arrays of H * W rows."""
-    hits = trace(source, *_camera_rays(cameras, source_device(source)), config).numpy()
+    hits = trace(source, *_camera_rays(cameras, source.device), config).numpy()
     out, start = [], 0
     for cam in cameras:
         end = start + cam.num_rays
@@ -183,7 +179,7 @@ def render(
     at most ``tile_rays`` rays; see :func:`shade` for what comes back."""
     mode = RenderMode(mode)
     config = config or MarchConfig()
-    device = source_device(source)
+    device = source.device
     rows_per_tile = max(1, tile_rays // camera.width)
     image = None
     for first in range(0, camera.height, rows_per_tile):

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import warp as wp
 
-from warpsdf.camera import Camera, camera_from_angles
+from warpsdf.camera import Camera, camera_angles, camera_from_angles
 from warpsdf.errors import InputFileError, OutputError, WarpsdfError
 from warpsdf.export import extract_mesh, write_mesh
 from warpsdf.fields.base import Field
@@ -197,9 +197,7 @@ class _Run:
         s = scene.output.final_scale
         big = cam0.with_resolution(cam0.width * s, cam0.height * s)
         views: dict[str, tuple[Camera, RenderMode]] = {"train": (big, RenderMode.SHADED)}
-        eye = np.asarray(cam0.eye) - np.asarray(cam0.target)
-        az0 = float(np.degrees(np.arctan2(eye[0], eye[2])))
-        dist = float(np.linalg.norm(eye))
+        az0, _, dist = camera_angles(cam0)
         for turn in (90, 180, 270):
             cam = camera_from_angles(
                 az0 + turn, 25.0, dist, cam0.fov_deg, big.width, big.height,

@@ -48,7 +48,7 @@ import numpy as np
 
 from warpsdf.errors import InputFileError, SceneError, WarpsdfError
 from warpsdf.io.images import atomic_file, staged_dir
-from warpsdf.scene import _toml_value, load_scene
+from warpsdf.scene import _suggest, _toml_value, load_scene
 
 SWEEP_KEYS = {"base", "name", "out", "set", "grid", "points", "criteria"}
 CRITERIA_KEYS = {"converged_iou", "blowup_factor"}
@@ -86,7 +86,7 @@ class SweepPoint:
 
     def set_items(self) -> list[str]:
         """The point's overrides as ``--set`` strings."""
-        return [f"{k}={_toml_value(v)}" for k, v in self.overrides.items()]
+        return _set_items(self.overrides)
 
 
 @dataclass(frozen=True)
@@ -157,11 +157,7 @@ def load_sweep(path: str | Path) -> Sweep:
         raise SceneError(f"{path}: cannot read sweep file ({err})") from None
     for key in raw:
         if key not in SWEEP_KEYS:
-            import difflib
-
-            close = difflib.get_close_matches(key, SWEEP_KEYS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise SceneError(f"{path}: {key}: unknown key{hint}")
+            raise SceneError(f"{path}: {key}: unknown key{_suggest(key, SWEEP_KEYS)}")
     if not isinstance(raw.get("base"), str):
         raise SceneError(f"{path}: base: missing (the scene file the sweep starts from)")
     base = (path.parent / raw["base"]).resolve()

@@ -3,13 +3,12 @@ save stills, per-camera folders and turntable GIFs."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from warpsdf.camera import Camera, camera_from_angles
+from warpsdf.camera import Camera, camera_angles, camera_from_angles
 from warpsdf.errors import OutputError, WarpsdfError
 from warpsdf.io.images import staged_dir, to_uint8, write_gif, write_npy, write_png
 from warpsdf.render import RenderMode, render, to_display
@@ -53,20 +52,16 @@ def _apply_lens(camera: Camera, request: ViewRequest) -> Camera:
     return camera
 
 
-def camera_angles(camera: Camera) -> tuple[float, float, float]:
-    """(azimuth_deg, elevation_deg, distance) of a camera's eye around its target."""
-    rel = np.asarray(camera.eye, np.float64) - np.asarray(camera.target, np.float64)
-    distance = float(np.linalg.norm(rel))
-    elevation = math.degrees(math.asin(max(-1.0, min(1.0, rel[1] / distance))))
-    azimuth = math.degrees(math.atan2(rel[0], rel[2]))
-    return azimuth, elevation, distance
-
-
-def view_camera(scene: Scene, request: ViewRequest, azimuth_offset_deg: float = 0.0) -> Camera:
-    """The scene's first training camera; when azimuth, elevation or distance are
-    given (or an azimuth offset is asked for), a camera on the sphere around that
-    camera's target, keeping its values for what is not given."""
-    base = training_cameras(scene)[0]
+def view_camera(
+    scene: Scene,
+    request: ViewRequest,
+    azimuth_offset_deg: float = 0.0,
+    base: Camera | None = None,
+) -> Camera:
+    """The scene's first training camera (or ``base``); when azimuth, elevation or
+    distance are given (or an azimuth offset is asked for), a camera on the
+    sphere around that camera's target, keeping its values for what is not given."""
+    base = base or training_cameras(scene)[0]
     if request.moves_eye or azimuth_offset_deg:
         azimuth, elevation, distance = camera_angles(base)
         base = camera_from_angles(
@@ -110,8 +105,9 @@ def render_turntable(
     """``frames`` views evenly around 360° of azimuth, as a looping GIF."""
     _check_suffix(Path(out), (".gif",), "a turntable")
     images = []
+    base = training_cameras(scene)[0]  # read once, not per frame
     for k in range(frames):
-        cam = view_camera(scene, request, azimuth_offset_deg=360.0 * k / frames)
+        cam = view_camera(scene, request, azimuth_offset_deg=360.0 * k / frames, base=base)
         images.append(to_uint8(to_display(render(source, cam, mode, scene.march), mode)))
     write_gif(out, images, fps)
 
