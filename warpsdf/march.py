@@ -55,16 +55,25 @@ def bound_interval(origin: wp.vec3, direction: wp.vec3, bound_radius: float) -> 
 
 @functools.cache
 def march_kernel(functions: FieldFunctions) -> wp.Kernel:
-    """The sphere-tracing kernel for one field kind (built once, cached)."""
+    """The sphere-tracing kernel for one field kind (built once, cached).
+
+    Written in lockstep form so that collective field kinds (the tiled MLP,
+    ``functions.block_dim > 1``) can use it: every thread of a block calls the
+    field the same number of times, and loops end on block-uniform conditions
+    (``block_any``). A thread whose ray is finished keeps evaluating at its last
+    point and ignores the value. With ``block_dim`` 1 this is the plain
+    per-ray loop that stops as soon as its ray is done."""
     sdf = functions.sdf
     grad = functions.grad
     grad_cost = functions.grad_cost
+    block_any = functions.block_any
 
     @wp.kernel(enable_backward=False, module="unique", name=f"march_rays_kernel_{functions.name}")
     def march_rays_kernel(
+        count: int,  # R
         origins: wp.array(dtype=wp.vec3),  # (R,) world units
         directions: wp.array(dtype=wp.vec3),  # (R,) unit vectors
-        params: wp.array(dtype=float),  # (P,) field parameters
+        params: wp.array(dtype=float),  # (P,) field parameters (Field.kernel_params)
         meta: wp.array(dtype=float),  # field sizes and constants
         bound_radius: float,  # world units
         clip_back: int,  # 1: the back wall ends the ray (miss), 0: march on
@@ -78,47 +87,73 @@ def march_kernel(functions: FieldFunctions) -> wp.Kernel:
         grad_dot_dir_out: wp.array(dtype=float),  # (R,) (raw grad f at the hit) . dir; 0 on a miss
         evals_out: wp.array(dtype=int),  # (R,) SDF evaluations spent on the ray (work counting)
     ):
-        """One thread per ray (dim = R). Not differentiable (runs outside the tape).
-        Writes each output element exactly once."""
-        r = wp.tid()
+        """One thread per ray (dim = R rounded up to whole blocks; surplus threads
+        march the last ray and write nothing). Not differentiable (runs outside
+        the tape). Writes each output element exactly once."""
+        tid = wp.tid()
+        r = wp.min(tid, count - 1)
         o = origins[r]
         d = directions[r]
         interval = bound_interval(o, d, bound_radius)
         t_enter = interval[0]
         t_exit = interval[1]
-        if t_enter > t_exit:
-            # The ray misses the bound: no field to look at.
-            hit_t_out[r] = -1.0
-            t_close = wp.max(-wp.dot(o, d), 0.0)
-            points_out[r] = o + d * t_close
-            normals_out[r] = wp.vec3(0.0)
-            min_sdf_out[r] = FAR_SDF
-            min_t_out[r] = t_close
-            grad_dot_dir_out[r] = 0.0
-            evals_out[r] = 0
-            return
+        inside = wp.where(t_enter <= t_exit, 1, 0)  # 0: the ray misses the bound
         t_far = t_exit
         if clip_back == 0:
             t_far = t_exit + NOCLIP_EXTRA_BOUNDS * bound_radius
         t = t_enter
+        if inside == 0:
+            t = wp.max(-wp.dot(o, d), 0.0)  # the closest approach, for the outputs
+            t_far = t
+        active = inside
         hit = int(0)
         min_sdf = float(FAR_SDF)
-        min_t = t_enter
+        min_t = t
         f = float(0.0)
         evals = int(0)
         for _step in range(max_steps):
-            f = sdf(params, meta, o + d * t)
+            if block_any(active) == 0:
+                break
+            f_new = sdf(params, meta, o + d * t)
             evals += 1
-            if f < min_sdf:
-                min_sdf = f
-                min_t = t
-            if f < hit_epsilon:
-                hit = 1
-                break
-            t = t + f
-            if t > t_far:
-                break
-        if hit == 0:
+            if active == 1:
+                f = f_new
+                if f < min_sdf:
+                    min_sdf = f
+                    min_t = t
+                if f < hit_epsilon:
+                    hit = 1
+                    active = 0
+                else:
+                    t = t + f
+                    if t > t_far:
+                        active = 0
+        if block_any(hit) != 0:
+            # Newton steps along the ray on f(t) = 0, with the slope kept away
+            # from zero (grazing rays) and each step kept only if it reduces |f|.
+            for _k in range(POLISH_STEPS):
+                slope = wp.min(wp.dot(grad(params, meta, o + d * t), d), -0.01)
+                t_new = t - f / slope
+                ok = hit == 1 and t_new >= t_enter and t_new <= t_far
+                f_new = sdf(params, meta, o + d * wp.where(ok, t_new, t))
+                evals += grad_cost + 1
+                if ok and wp.abs(f_new) < wp.abs(f):
+                    t = t_new
+                    f = f_new
+            g = grad(params, meta, o + d * t)
+            evals += grad_cost
+            if hit == 1:
+                if tid < count:
+                    x = o + d * t
+                    hit_t_out[r] = t
+                    points_out[r] = x
+                    normals_out[r] = wp.normalize(g)
+                    min_sdf_out[r] = wp.min(min_sdf, f)
+                    min_t_out[r] = t
+                    grad_dot_dir_out[r] = wp.dot(g, d)
+                    evals_out[r] = evals
+                return
+        if tid < count:
             hit_t_out[r] = -1.0
             points_out[r] = o + d * wp.min(t, t_far)
             normals_out[r] = wp.vec3(0.0)
@@ -126,28 +161,6 @@ def march_kernel(functions: FieldFunctions) -> wp.Kernel:
             min_t_out[r] = min_t
             grad_dot_dir_out[r] = 0.0
             evals_out[r] = evals
-            return
-        # Newton steps along the ray on f(t) = 0, with the slope kept away from
-        # zero (grazing rays) and each step kept only if it reduces |f|.
-        for _k in range(POLISH_STEPS):
-            slope = wp.min(wp.dot(grad(params, meta, o + d * t), d), -0.01)
-            evals += grad_cost
-            t_new = t - f / slope
-            if t_new >= t_enter and t_new <= t_far:
-                f_new = sdf(params, meta, o + d * t_new)
-                evals += 1
-                if wp.abs(f_new) < wp.abs(f):
-                    t = t_new
-                    f = f_new
-        x = o + d * t
-        g = grad(params, meta, x)
-        hit_t_out[r] = t
-        points_out[r] = x
-        normals_out[r] = wp.normalize(g)
-        min_sdf_out[r] = wp.min(min_sdf, f)
-        min_t_out[r] = t
-        grad_dot_dir_out[r] = wp.dot(g, d)
-        evals_out[r] = evals + grad_cost
 
     return march_rays_kernel
 
@@ -212,13 +225,13 @@ def march(
     n = origins.shape[0]
     if out is None:
         out = RayHits.allocate(n, field.device)
-    wp.launch(
+    field.functions.launch(
         march_kernel(field.functions),
-        dim=n,
+        n,
         inputs=[
             origins,
             directions,
-            field.params,
+            field.kernel_params(),
             field.meta,
             float(config.bound_radius),
             int(config.clip_back),

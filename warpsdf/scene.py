@@ -27,7 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from warpsdf.errors import SceneError
-from warpsdf.limits import MAX_FREQUENCIES, MAX_LAYERS, MAX_RAYS, MAX_RESOLUTION, MAX_WIDTH
+from warpsdf.limits import (
+    MAX_FREQUENCIES,
+    MAX_LAYERS,
+    MAX_RAYS,
+    MAX_RESOLUTION,
+    MAX_TILED_WIDTH,
+    MAX_WIDTH,
+)
 
 # ---------------------------------------------------------------------------
 # Enums (modes are enums, never bare strings or integers)
@@ -91,6 +98,14 @@ class Schedule(StrEnum):
 class ModelKind(StrEnum):
     SPHERES = "spheres"
     MLP = "mlp"
+
+
+class MLPKernels(StrEnum):
+    """Which kernels evaluate an MLP field (the same network: results agree to rounding)."""
+
+    AUTO = "auto"  # tiled where the width allows it (hidden <= 128), else scalar
+    SCALAR = "scalar"  # one point per thread, one atomic per weight and point in the backward
+    TILED = "tiled"  # a block of points per tile matrix product (Warp's tile API)
 
 
 class ModelInit(StrEnum):
@@ -222,6 +237,9 @@ class ModelConfig:
     init_radius: float = _opt(0.5, "world units; initial sphere radius", "> 0")
     count: int = _opt(2, "spheres: number of spheres", "> 0")
     smooth_k: float = _opt(0.05, "world units; spheres: smooth-min blend radius", ">= 0")
+    kernels: MLPKernels = _opt(
+        MLPKernels.AUTO, "mlp: auto | tiled | scalar (speed only; tiled takes hidden <= 128)"
+    )
 
 
 @dataclass(frozen=True)
@@ -707,6 +725,12 @@ def _cross_checks(scene: Scene, file: str) -> list[str]:
         ):
             if value > top:
                 fail(f"model.{key}", f"expected a value <= {top}, got {value}")
+        if m.kernels is MLPKernels.TILED and m.hidden > MAX_TILED_WIDTH:
+            fail(
+                "model.kernels",
+                f"tiled kernels take hidden <= {MAX_TILED_WIDTH}, got hidden = {m.hidden} "
+                "(use auto or scalar)",
+            )
     a0, a1 = scene.optim.mask_alpha
     if a1 < a0:
         fail("optim.mask_alpha", f"expected [start, end] with end >= start, got [{a0:g}, {a1:g}]")

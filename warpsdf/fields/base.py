@@ -17,6 +17,14 @@ Differentiable evaluation (:func:`evaluate`) records a custom backward on a
 ``wp.Tape``: everything the fit needs (the implicit hit point, the soft
 silhouette, the finite-difference eikonal term) is a function of SDF values at
 points, so one hand-written parameter backward per field kind serves them all.
+
+Collective field kinds (``block_dim > 1``, the tiled MLP) evaluate a whole
+thread block's points together with Warp's tile API: every thread of a block
+must call ``sdf``/``grad``/``backward`` the same number of times, so kernels
+that use them pad their launch to a multiple of ``block_dim``, keep surplus
+threads running on a valid point, and branch only on block-uniform values
+(``block_any``). For ordinary kinds ``block_dim`` is 1 and ``block_any(flag)``
+is ``flag``, so the same kernel bodies serve both.
 """
 
 from __future__ import annotations
@@ -28,16 +36,49 @@ import numpy as np
 import warp as wp
 
 
+@wp.func
+def thread_any(flag: int) -> int:
+    """``block_any`` of a field kind whose threads work alone: the flag itself."""
+    return flag
+
+
 @dataclass(frozen=True)
 class FieldFunctions:
     """The Warp functions that define a field kind. ``name`` keys kernel caches.
-    ``backward`` is None for fields that are not fitted (analytic shapes)."""
+    ``backward`` is None for fields that are not fitted (analytic shapes).
+
+    ``block_dim`` > 1 marks a collective kind (see the module docstring);
+    ``block_any(flag)`` is then non-zero on every thread of a block when ``flag``
+    is non-zero on any of them."""
 
     name: str
     sdf: wp.Function
     grad: wp.Function
     backward: wp.Function | None = None
     grad_cost: int = 4  # SDF evaluations one grad call costs (4: tetrahedral differences)
+    block_dim: int = 1
+    block_any: wp.Function = thread_any
+
+    def launch_dim(self, count: int) -> int:
+        """Threads to launch for ``count`` items: a whole number of blocks."""
+        b = self.block_dim
+        return (count + b - 1) // b * b
+
+    def launch(self, kernel: wp.Kernel, count: int, inputs: list, outputs: list, device,
+               record_tape: bool = True) -> None:  # fmt: skip
+        """Launch one of this kind's kernels over ``count`` items (the kernel takes
+        ``count`` as its first input and leaves surplus threads idle)."""
+        if count == 0:
+            return
+        wp.launch(
+            kernel,
+            dim=self.launch_dim(count),
+            inputs=[count, *inputs],
+            outputs=outputs,
+            device=device,
+            block_dim=self.block_dim if self.block_dim > 1 else None,
+            record_tape=record_tape,
+        )
 
 
 class Field:
@@ -48,6 +89,22 @@ class Field:
     def __init__(self, params: wp.array, meta: wp.array):
         self.params = params
         self.meta = meta
+
+    def kernel_params(self) -> wp.array:
+        """The parameter array the kernels read (``params`` itself, unless the
+        kind keeps a kernel-friendly copy, refreshed here)."""
+        return self.params
+
+    def backward_into(self, points: wp.array, adj_values: wp.array) -> None:
+        """``params.grad += sum_i adj_values[i] * d sdf(points[i]) / d params``."""
+        f = self.functions
+        f.launch(
+            backward_kernel(f),
+            points.shape[0],
+            inputs=[self.params, self.meta, points, adj_values],
+            outputs=[self.params.grad],
+            device=self.device,
+        )
 
     @property
     def device(self) -> wp.context.Device:
@@ -111,17 +168,21 @@ def eval_kernel(functions: FieldFunctions) -> wp.Kernel:
 
     @wp.kernel(enable_backward=False, module="unique", name=f"eval_field_kernel_{functions.name}")
     def eval_field_kernel(
-        params: wp.array(dtype=float),  # (P,) field parameters
+        count: int,  # N
+        params: wp.array(dtype=float),  # (P,) field parameters (Field.kernel_params)
         meta: wp.array(dtype=float),  # field sizes and constants
         points: wp.array(dtype=wp.vec3),  # (N,) world units
         values_out: wp.array(dtype=float),  # (N,) SDF values, world units
         detached_out: wp.array(dtype=float),  # (N,) the same values, outside any gradient
     ):
-        """One thread per point (dim = N). Its gradient is :func:`backward_kernel`."""
+        """One thread per point (dim = N rounded up to whole blocks; surplus
+        threads evaluate the last point and write nothing). Its gradient is
+        :func:`backward_kernel`."""
         i = wp.tid()
-        f = sdf(params, meta, points[i])
-        values_out[i] = f
-        detached_out[i] = f
+        f = sdf(params, meta, points[wp.min(i, count - 1)])
+        if i < count:
+            values_out[i] = f
+            detached_out[i] = f
 
     return eval_field_kernel
 
@@ -132,22 +193,26 @@ def backward_kernel(functions: FieldFunctions) -> wp.Kernel:
     if functions.backward is None:
         raise TypeError(f"field kind {functions.name!r} has no parameter gradient")
     backward = functions.backward
+    block_any = functions.block_any
 
     @wp.kernel(
         enable_backward=False, module="unique", name=f"backward_field_kernel_{functions.name}"
     )
     def backward_field_kernel(
-        params: wp.array(dtype=float),  # (P,) field parameters
+        count: int,  # N
+        params: wp.array(dtype=float),  # (P,) field parameters (Field.kernel_params)
         meta: wp.array(dtype=float),  # field sizes and constants
         points: wp.array(dtype=wp.vec3),  # (N,) world units
         adj_values: wp.array(dtype=float),  # (N,) dL / d value
         params_grad_out: wp.array(dtype=float),  # (P,) accumulated (atomic adds)
     ):
-        """One thread per point (dim = N); skips points with a zero adjoint."""
+        """One thread per point (dim = N rounded up to whole blocks). Blocks whose
+        adjoints are all zero skip the work; surplus threads carry a zero adjoint."""
         i = wp.tid()
-        adj = adj_values[i]
-        if adj != 0.0:
-            backward(params, meta, points[i], adj, params_grad_out)
+        j = wp.min(i, count - 1)
+        adj = wp.where(i < count, adj_values[j], 0.0)
+        if block_any(wp.where(adj != 0.0, 1, 0)) != 0:
+            backward(params, meta, points[j], adj, params_grad_out)
 
     return backward_field_kernel
 
@@ -163,11 +228,10 @@ def evaluate(
     into ``field.params.grad`` when the tape is run backwards.
     ``detached_out`` receives the same values, for terms that must treat them
     as constants (the f0 of the implicit hit point)."""
-    n = points.shape[0]
-    wp.launch(
+    field.functions.launch(
         eval_kernel(field.functions),
-        dim=n,
-        inputs=[field.params, field.meta, points],
+        points.shape[0],
+        inputs=[field.kernel_params(), field.meta, points],
         outputs=[values_out, detached_out],
         device=field.device,
         record_tape=False,  # its gradient is the custom backward below
@@ -176,12 +240,6 @@ def evaluate(
         return
 
     def backward() -> None:
-        wp.launch(
-            backward_kernel(field.functions),
-            dim=n,
-            inputs=[field.params, field.meta, points, values_out.grad],
-            outputs=[field.params.grad],
-            device=field.device,
-        )
+        field.backward_into(points, values_out.grad)
 
     tape.record_func(backward, arrays=[field.params, values_out])

@@ -25,6 +25,7 @@ import warp as wp
 
 from warpsdf.fields.base import Field, FieldFunctions, fd_gradient
 from warpsdf.limits import MAX_FREQUENCIES, MAX_LAYERS, MAX_WIDTH
+from warpsdf.scene import MLPKernels
 
 SOFTPLUS_BETA = 100.0
 
@@ -205,11 +206,20 @@ def geometric_init(
 
 
 class MLPField(Field):
-    """A neural SDF; ``params`` requires grad so it can be fitted."""
+    """A neural SDF; ``params`` requires grad so it can be fitted.
+
+    ``params`` always holds the flat layout above (what Adam updates and
+    checkpoints store). With the tiled kernels the marcher and evaluations read a
+    padded copy, refreshed by :meth:`kernel_params`, and the parameter backward
+    comes back into ``params.grad`` through :meth:`backward_into`.
+    ``kernels`` picks them (:class:`warpsdf.scene.MLPKernels`); ``block_dim``
+    (tiled only) overrides the points per block: 32 on a GPU, 1 on the CPU
+    (more there needs ``wp.config.enable_cpu_blocks``)."""
 
     functions = MLP_FUNCTIONS
 
-    def __init__(self, params: np.ndarray, frequencies: int, width: int, layers: int, device=None):
+    def __init__(self, params: np.ndarray, frequencies: int, width: int, layers: int, device=None,
+                 kernels: MLPKernels = MLPKernels.AUTO, block_dim: int | None = None):  # fmt: skip
         if not 1 <= width <= MAX_WIDTH:
             raise ValueError(f"MLP width must be in [1, {MAX_WIDTH}], got {width}")
         if not 1 <= layers <= MAX_LAYERS:
@@ -227,3 +237,73 @@ class MLPField(Field):
                 dtype=float, device=device,
             ),
         )  # fmt: skip
+        self.kernels = self._choose_kernels(MLPKernels(kernels), block_dim)
+
+    def _choose_kernels(self, kernels: MLPKernels, block_dim: int | None) -> MLPKernels:
+        from warpsdf.fields import mlp_tiled  # (it builds on this module)
+
+        bucket = mlp_tiled.width_bucket(self.width)
+        if kernels is MLPKernels.AUTO:
+            # tiled on the CPU too: with one thread per block it is still 1.5-3x
+            # faster than the scalar kernels there (BENCHMARKS.md)
+            kernels = MLPKernels.SCALAR if bucket is None else MLPKernels.TILED
+        if kernels is MLPKernels.SCALAR:
+            return kernels
+        if bucket is None:
+            raise ValueError(
+                f"the tiled MLP kernels take widths up to {mlp_tiled.TILE_WIDTHS[-1]}, "
+                f"got {self.width} (use the scalar kernels)"
+            )
+        if block_dim is None:
+            block_dim = mlp_tiled.CUDA_TILE_BLOCK if self.device.is_cuda else 1
+        cpu_blocks = self.device.is_cpu and not wp.config.enable_cpu_blocks
+        if block_dim < 1 or (block_dim > 1 and cpu_blocks):
+            raise ValueError(
+                f"tiled MLP block_dim {block_dim} on the CPU needs wp.config.enable_cpu_blocks"
+            )
+        self.functions = mlp_tiled.tiled_functions(bucket, block_dim)
+        self._bucket = bucket
+        size = mlp_tiled.padded_size(bucket, self.layers)
+        self._padded = wp.zeros(size, dtype=float, device=self.device)
+        self._padded_grad = wp.zeros(size, dtype=float, device=self.device)
+        return kernels
+
+    def kernel_params(self) -> wp.array:
+        if self.kernels is MLPKernels.SCALAR:
+            return self.params
+        from warpsdf.fields.mlp_tiled import pack_mlp_kernel
+
+        wp.launch(
+            pack_mlp_kernel,
+            dim=self._padded.shape[0],
+            inputs=[self.params, self.meta, self._bucket],
+            outputs=[self._padded],
+            device=self.device,
+            record_tape=False,
+        )
+        return self._padded
+
+    def backward_into(self, points: wp.array, adj_values: wp.array) -> None:
+        if self.kernels is MLPKernels.SCALAR:
+            super().backward_into(points, adj_values)
+            return
+        from warpsdf.fields.base import backward_kernel
+        from warpsdf.fields.mlp_tiled import unpack_grad_kernel
+
+        f = self.functions
+        self._padded_grad.zero_()
+        # the padded copy still holds the parameters of the forward pass
+        f.launch(
+            backward_kernel(f),
+            points.shape[0],
+            inputs=[self._padded, self.meta, points, adj_values],
+            outputs=[self._padded_grad],
+            device=self.device,
+        )
+        wp.launch(
+            unpack_grad_kernel,
+            dim=self._padded.shape[0],
+            inputs=[self._padded_grad, self.meta, self._bucket],
+            outputs=[self.params.grad],
+            device=self.device,
+        )

@@ -1,0 +1,201 @@
+"""The tiled MLP kernels (warpsdf.fields.mlp_tiled) against the scalar ones.
+
+Both evaluate the same network, so values, parameter gradients and sphere-traced
+hits must agree to float32 rounding. On the CPU Warp runs one thread per block,
+so the collective code paths (blocks of several points marching in lockstep,
+surplus threads, block-uniform loop exits) are exercised with
+``wp.config.enable_cpu_blocks`` and blocks of 4 points.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import warp as wp
+
+from warpsdf.camera import orbit_cameras, rays_for
+from warpsdf.errors import SceneError
+from warpsdf.fields.base import evaluate
+from warpsdf.fields.mlp import MLPField, geometric_init, num_params
+from warpsdf.fields.mlp_tiled import PAD_BIAS, TILE_INPUTS, padded_size, width_bucket
+from warpsdf.march import march
+from warpsdf.scene import MarchConfig, MLPKernels, load_scene
+
+
+@pytest.fixture
+def cpu_blocks():
+    """Real thread blocks on the CPU (Warp's cooperative fibers), for this test only."""
+    before = wp.config.enable_cpu_blocks
+    wp.config.enable_cpu_blocks = True
+    yield
+    wp.config.enable_cpu_blocks = before
+
+
+def padded_numpy(params: np.ndarray, frequencies: int, width: int, layers: int) -> np.ndarray:
+    """The padded layout of the module docstring, built independently."""
+    wp_ = width_bucket(width)
+    n_in = 3 + 6 * frequencies
+    flat = iter(np.split(params, np.cumsum(
+        [width * n_in, width] + [width * width, width] * (layers - 1) + [width]
+    )))  # fmt: skip
+    w0 = np.zeros((wp_, TILE_INPUTS), np.float32)
+    w0[:width, :n_in] = next(flat).reshape(width, n_in)
+    w0[:, -1] = PAD_BIAS
+    w0[:width, -1] = next(flat)
+    out = [w0.ravel()]
+    for _ in range(layers - 1):
+        w = np.zeros((wp_, wp_), np.float32)
+        w[:width, :width] = next(flat).reshape(width, width)
+        b = np.full(wp_, PAD_BIAS, np.float32)
+        b[:width] = next(flat)
+        out += [w.ravel(), b]
+    w_out = np.zeros(wp_, np.float32)
+    w_out[:width] = next(flat)
+    out += [w_out, next(flat)]
+    result = np.concatenate(out)
+    assert result.size == padded_size(wp_, layers)
+    return result
+
+
+def noisy_params(frequencies, width, layers, seed, noise=0.05):
+    rng = np.random.default_rng(seed)
+    params = geometric_init(frequencies, width, layers, 0.5, rng)
+    return params + rng.normal(0.0, noise, size=params.shape).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("frequencies", "width", "layers"),
+    [(0, 1, 1), (2, 20, 3), (6, 32, 2), (10, 33, 4), (3, 64, 1), (1, 128, 2)],
+)
+def test_packing_matches_the_layout_and_gradients_map_back(frequencies, width, layers):
+    params = np.arange(num_params(frequencies, width, layers), dtype=np.float32) + 1.0
+    field = MLPField(params, frequencies, width, layers, device="cpu", kernels=MLPKernels.TILED)
+    padded = field.kernel_params().numpy()
+    np.testing.assert_array_equal(padded, padded_numpy(params, frequencies, width, layers))
+    # unpacking a padded gradient equal to the padded parameters gives back the
+    # flat parameters: every flat entry has exactly one padded source
+    from warpsdf.fields.mlp_tiled import unpack_grad_kernel
+
+    field.params.grad.zero_()
+    wp.launch(
+        unpack_grad_kernel,
+        dim=padded.size,
+        inputs=[wp.array(padded, dtype=float), field.meta, width_bucket(width)],
+        outputs=[field.params.grad],
+        device="cpu",
+    )
+    np.testing.assert_array_equal(field.params.grad.numpy(), params)
+
+
+def _fields(frequencies, width, layers, block_dim, seed=0, noise=0.05):
+    params = noisy_params(frequencies, width, layers, seed, noise)
+    scalar = MLPField(params, frequencies, width, layers, "cpu", kernels=MLPKernels.SCALAR)
+    tiled = MLPField(
+        params, frequencies, width, layers, "cpu", kernels=MLPKernels.TILED, block_dim=block_dim
+    )
+    return scalar, tiled
+
+
+def _grad(field, points, adj):
+    field.params.grad.zero_()
+    field.backward_into(
+        wp.array(points, dtype=wp.vec3, device="cpu"), wp.array(adj, dtype=float, device="cpu")
+    )
+    return field.params.grad.numpy()
+
+
+@pytest.mark.parametrize("block_dim", [1, 4])
+@pytest.mark.parametrize(("frequencies", "width", "layers"), [(2, 20, 3), (6, 64, 2), (0, 8, 1)])
+def test_tiled_values_and_gradients_equal_scalar(block_dim, frequencies, width, layers, request):
+    if block_dim > 1:
+        request.getfixturevalue("cpu_blocks")
+    scalar, tiled = _fields(frequencies, width, layers, block_dim)
+    rng = np.random.default_rng(1)
+    points = rng.uniform(-1.0, 1.0, size=(37, 3)).astype(np.float32)  # 37: a partial block
+    want = scalar.values(points)
+    np.testing.assert_allclose(
+        tiled.values(points), want, rtol=0, atol=2e-6 * max(1, np.abs(want).max())
+    )
+    adj = rng.normal(size=37).astype(np.float32)
+    adj[5:13] = 0.0  # whole blocks of zero adjoint are skipped
+    g_want = _grad(scalar, points, adj)
+    np.testing.assert_allclose(
+        _grad(tiled, points, adj), g_want, rtol=0, atol=2e-5 * np.abs(g_want).max()
+    )
+
+
+@pytest.mark.parametrize("block_dim", [1, 4])
+def test_tiled_gradient_on_the_tape(block_dim, request):
+    """evaluate() on a tape routes the tiled backward into params.grad."""
+    if block_dim > 1:
+        request.getfixturevalue("cpu_blocks")
+    scalar, tiled = _fields(2, 16, 2, block_dim, seed=3)
+    rng = np.random.default_rng(4)
+    pts = wp.array(rng.uniform(-1, 1, size=(10, 3)).astype(np.float32), dtype=wp.vec3)
+    weights = wp.array(rng.normal(size=10).astype(np.float32), dtype=float)
+    grads = []
+    for field in (scalar, tiled):
+        values = wp.zeros(10, dtype=float, requires_grad=True)
+        detached = wp.zeros(10, dtype=float)
+        field.params.grad.zero_()
+        tape = wp.Tape()
+        with tape:
+            evaluate(field, pts, values, detached, tape=tape)
+        values.grad.assign(weights)
+        tape.backward()
+        grads.append(field.params.grad.numpy())
+    np.testing.assert_allclose(grads[1], grads[0], rtol=0, atol=2e-5 * np.abs(grads[0]).max())
+    assert np.abs(grads[0]).max() > 0
+
+
+@pytest.mark.parametrize("block_dim", [1, 4])
+@pytest.mark.parametrize("clip_back", [True, False])
+def test_tiled_march_equals_scalar(block_dim, clip_back, request):
+    """Lockstep blocks give the same hits as rays marching alone: the same hit
+    mask, hit distances and normals to rounding (sphere tracing amplifies float
+    differences only at a handful of grazing rays)."""
+    if block_dim > 1:
+        request.getfixturevalue("cpu_blocks")
+    scalar, tiled = _fields(2, 32, 2, block_dim, seed=5, noise=0.01)
+    cams = orbit_cameras(2, 3.0, 20.0, width=19, height=17, fov_deg=30.0)  # 646 rays
+    o, d = rays_for(cams)
+    origins = wp.array(o, dtype=wp.vec3, device="cpu")
+    dirs = wp.array(d, dtype=wp.vec3, device="cpu")
+    config = MarchConfig(clip_back=clip_back)
+    a = march(scalar, origins, dirs, config).numpy()
+    b = march(tiled, origins, dirs, config).numpy()
+    hit_a, hit_b = a["hit_t"] >= 0, b["hit_t"] >= 0
+    assert hit_a.sum() > 50 and (~hit_a).sum() > 50
+    assert (hit_a != hit_b).sum() <= 2
+    both = hit_a & hit_b
+    close = np.abs(a["hit_t"][both] - b["hit_t"][both]) < 1e-4
+    assert close.mean() >= 0.99
+    assert np.abs(a["min_sdf"] - b["min_sdf"]).max() < 2e-3
+    cos = np.sum(a["normals"][both] * b["normals"][both], axis=1)
+    assert np.quantile(cos, 0.01) > 0.999
+    # every thread of a block evaluates together: at least the scalar work
+    assert b["evals"].sum() >= a["evals"].sum() - 10
+
+
+def test_kernels_choice_and_limits():
+    params = noisy_params(1, 200, 2, 0)
+    assert MLPField(params, 1, 200, 2, "cpu").kernels is MLPKernels.SCALAR  # auto: too wide
+    with pytest.raises(ValueError, match="up to 128"):
+        MLPField(params, 1, 200, 2, "cpu", kernels=MLPKernels.TILED)
+    small = noisy_params(1, 16, 2, 0)
+    assert MLPField(small, 1, 16, 2, "cpu").kernels is MLPKernels.TILED
+    if not wp.config.enable_cpu_blocks:
+        with pytest.raises(ValueError, match="enable_cpu_blocks"):
+            MLPField(small, 1, 16, 2, "cpu", kernels=MLPKernels.TILED, block_dim=8)
+
+
+def test_scene_refuses_tiled_kernels_for_wide_networks(tmp_path):
+    path = tmp_path / "wide.toml"
+    path.write_text(
+        'name = "wide"\n[target]\nkind = "shapes"\npreset = "airplane"\n'
+        '[model]\nkind = "mlp"\nhidden = 200\nkernels = "tiled"\n'
+    )
+    with pytest.raises(SceneError, match=r"model\.kernels.*hidden <= 128"):
+        load_scene(path)
+    path.write_text(path.read_text().replace('"tiled"', '"auto"'))
+    assert load_scene(path).model.kernels is MLPKernels.AUTO

@@ -1,0 +1,267 @@
+"""The neural SDF of :mod:`warpsdf.fields.mlp`, evaluated a thread block at a time
+with Warp's tile API (``tile_matmul``), for the GPU.
+
+The scalar kernels in :mod:`warpsdf.fields.mlp` run one point per thread: each
+thread reads every weight, and the parameter backward does one atomic add per
+thread per weight. Here a block of ``block_dim`` threads stacks its points'
+features as the columns of a tile and pushes the whole block through each layer
+with one matrix product; the weight gradient of a block is one tile product and
+one ``tile_atomic_add`` per weight. The maths is the same network, so values and
+gradients match the scalar path to rounding (tests compare them).
+
+Tile shapes must be compile-time constants, while widths live in ``meta`` and
+must not recompile anything, so the kernels work on a zero-padded copy of the
+parameters (``padded``), built for a *width bucket* (32, 64 or 128 units) and
+refreshed from the flat ``params`` by one small kernel before each use:
+
+    W0   (width_p x TILE_INPUTS)  row-major; column TILE_INPUTS - 1 holds b0 (the
+                                   feature vector ends with a constant 1)
+    per hidden layer l >= 1:  W_l (width_p x width_p), then b_l (width_p)
+    w_out (width_p), then b_out
+
+Padded units get weights 0 and bias ``PAD_BIAS``: their softplus is exactly 0
+and so is its slope, so they change neither the value nor any real gradient.
+Gradients come back into the flat ``params.grad`` through the same index map.
+``block_dim`` is 1 on the CPU (where Warp runs one thread per block) unless
+``wp.config.enable_cpu_blocks`` is set, which tests use to run real blocks.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import warp as wp
+
+from warpsdf.fields.base import FieldFunctions, fd_gradient
+from warpsdf.fields.mlp import SOFTPLUS_BETA, softplus, softplus_slope
+from warpsdf.limits import MAX_FREQUENCIES
+
+# Padded input features: 3 + 6 * MAX_FREQUENCIES = 63 real ones, then a constant 1.
+TILE_INPUTS = 64
+assert 3 + 6 * MAX_FREQUENCIES < TILE_INPUTS
+# Width buckets: a width runs in the smallest bucket that holds it. Wider
+# networks use the scalar kernels (a 256 x 256 weight tile would not fit in a
+# block's shared memory).
+TILE_WIDTHS = (32, 64, 128)
+# Threads (points) per block on the GPU.
+CUDA_TILE_BLOCK = 32
+# The bias of padded units: softplus(PAD_BIAS) and its slope are exactly 0 in float32.
+PAD_BIAS = -1.0e4
+
+vec_tile_inputs = wp.types.vector(length=TILE_INPUTS, dtype=float)
+
+
+def width_bucket(width: int) -> int | None:
+    """The padded width the tiled kernels use for ``width`` (None: too wide)."""
+    for w in TILE_WIDTHS:
+        if width <= w:
+            return w
+    return None
+
+
+def padded_size(width_p: int, layers: int) -> int:
+    """Floats in the padded parameter array."""
+    return width_p * TILE_INPUTS + (layers - 1) * (width_p * width_p + width_p) + width_p + 1
+
+
+@wp.func
+def padded_source(k: int, n_in: int, width: int, layers: int, width_p: int) -> int:
+    """Where padded entry ``k`` comes from in the flat parameters: an index, or
+    -1 for a padded weight (0) or -2 for a padded unit's bias (PAD_BIAS)."""
+    ki = TILE_INPUTS
+    if k < width_p * ki:  # W0 with b0 in its last column
+        j = k // ki
+        i = k - j * ki
+        if j >= width:
+            return wp.where(i == ki - 1, -2, -1)
+        if i == ki - 1:
+            return width * n_in + j
+        if i < n_in:
+            return j * n_in + i
+        return -1
+    k = k - width_p * ki
+    flat = width * n_in + width  # start of hidden layer 1 in the flat layout
+    for _l in range(layers - 1):
+        if k < width_p * width_p:
+            j = k // width_p
+            i = k - j * width_p
+            if j < width and i < width:
+                return flat + j * width + i
+            return -1
+        k = k - width_p * width_p
+        if k < width_p:
+            if k < width:
+                return flat + width * width + k
+            return -2
+        k = k - width_p
+        flat = flat + width * width + width
+    if k < width_p:  # w_out
+        if k < width:
+            return flat + k
+        return -1
+    return flat + width  # b_out
+
+
+@wp.kernel
+def pack_mlp_kernel(
+    params: wp.array(dtype=float),  # (P,) flat MLP parameters (see warpsdf.fields.mlp)
+    meta: wp.array(dtype=float),  # [frequencies, width, layers, beta]
+    width_p: int,  # the width bucket
+    padded_out: wp.array(dtype=float),  # (padded_size,) the tiled kernels' copy
+):
+    """One thread per padded entry (dim = padded_size). Not differentiable
+    (gradients come back through :func:`unpack_grad_kernel`)."""
+    k = wp.tid()
+    frequencies = int(meta[0])
+    src = padded_source(k, 3 + 6 * frequencies, int(meta[1]), int(meta[2]), width_p)
+    v = float(0.0)
+    if src >= 0:
+        v = params[src]
+    elif src == -2:
+        v = PAD_BIAS
+    padded_out[k] = v
+
+
+@wp.kernel
+def unpack_grad_kernel(
+    padded_grad: wp.array(dtype=float),  # (padded_size,) gradient in the padded layout
+    meta: wp.array(dtype=float),  # [frequencies, width, layers, beta]
+    width_p: int,  # the width bucket
+    params_grad_out: wp.array(dtype=float),  # (P,) flat gradient, accumulated (+=)
+):
+    """One thread per padded entry (dim = padded_size); each flat entry has
+    exactly one source, so no atomics."""
+    k = wp.tid()
+    frequencies = int(meta[0])
+    src = padded_source(k, 3 + 6 * frequencies, int(meta[1]), int(meta[2]), width_p)
+    if src >= 0:
+        params_grad_out[src] = params_grad_out[src] + padded_grad[k]
+
+
+@wp.func
+def tile_features(x: wp.vec3, frequencies: int) -> vec_tile_inputs:
+    """The Fourier features of :func:`warpsdf.fields.mlp.fourier_features`,
+    zero-padded, with a constant 1 last (it multiplies b0)."""
+    feat = vec_tile_inputs()
+    feat[0] = x[0]
+    feat[1] = x[1]
+    feat[2] = x[2]
+    omega = float(wp.pi)
+    for k in range(frequencies):
+        base = 3 + 6 * k
+        feat[base + 0] = wp.sin(omega * x[0])
+        feat[base + 1] = wp.sin(omega * x[1])
+        feat[base + 2] = wp.sin(omega * x[2])
+        feat[base + 3] = wp.cos(omega * x[0])
+        feat[base + 4] = wp.cos(omega * x[1])
+        feat[base + 5] = wp.cos(omega * x[2])
+        omega = omega * 2.0
+    feat[TILE_INPUTS - 1] = 1.0
+    return feat
+
+
+@wp.func
+def softplus_fixed(z: float) -> float:
+    return softplus(z, SOFTPLUS_BETA)
+
+
+@wp.func
+def gate(g: float, z: float) -> float:
+    """Back through softplus: the upstream gradient times the slope at z."""
+    return g * softplus_slope(z, SOFTPLUS_BETA)
+
+
+@functools.cache
+def tiled_functions(width_p: int, block_dim: int) -> FieldFunctions:
+    """The collective field functions for one width bucket and block size
+    (built once; each bucket and block size is one set of kernels)."""
+    # tile shapes must be compile-time constants: closure ints
+    WP = width_p
+    B = block_dim
+    KI = TILE_INPUTS
+    WK = WP * KI
+    WW = WP * WP
+
+    @wp.func
+    def hidden_z(params: wp.array(dtype=float), off: int, a: wp.tile(dtype=float, shape=(WP, B))):
+        """W a + b for the hidden layer stored at ``off`` (W then b): (WP, B)."""
+        w = wp.tile_reshape(wp.tile_load(params, shape=(WW,), offset=(off,)), shape=(WP, WP))
+        b = wp.tile_reshape(wp.tile_load(params, shape=(WP,), offset=(off + WW,)), shape=(WP, 1))
+        return wp.tile_matmul(w, a) + wp.tile_broadcast(b, shape=(WP, B))
+
+    @wp.func
+    def sdf_mlp_tiled(
+        params: wp.array(dtype=float), meta: wp.array(dtype=float), x: wp.vec3
+    ) -> float:
+        """The MLP at x, for every thread of the block at once (collective).
+        ``params`` is the padded copy."""
+        layers = int(meta[2])
+        X = wp.tile(tile_features(x, int(meta[0])))  # (KI, B): a column per thread
+        w0 = wp.tile_reshape(wp.tile_load(params, shape=(WK,), offset=(0,)), shape=(WP, KI))
+        a = wp.tile_map(softplus_fixed, wp.tile_matmul(w0, X))
+        off = int(WK)
+        for _l in range(layers - 1):
+            a = wp.tile_map(softplus_fixed, hidden_z(params, off, a))
+            off = off + WW + WP
+        w_out = wp.tile_reshape(wp.tile_load(params, shape=(WP,), offset=(off,)), shape=(1, WP))
+        out = wp.untile(wp.tile_matmul(w_out, a))  # (1,) per thread
+        return out[0] + params[off + WP]
+
+    @wp.func
+    def backward_mlp_tiled(params: wp.array(dtype=float), meta: wp.array(dtype=float),
+                           x: wp.vec3, adj: float, grad_params: wp.array(dtype=float)):  # fmt: skip
+        """grad_params += sum over the block of adj * d f(x) / d params, in the
+        padded layout (collective; one tile_atomic_add per weight and block).
+        Hidden activations are recomputed per layer rather than stored, since the
+        layer count is dynamic."""
+        layers = int(meta[2])
+        X = wp.tile(tile_features(x, int(meta[0])))  # (KI, B)
+        w0 = wp.tile_reshape(wp.tile_load(params, shape=(WK,), offset=(0,)), shape=(WP, KI))
+        z0 = wp.tile_matmul(w0, X)
+        a = wp.tile_map(softplus_fixed, z0)
+        off = int(WK)
+        for _l in range(layers - 1):
+            a = wp.tile_map(softplus_fixed, hidden_z(params, off, a))
+            off = off + WW + WP
+        # output layer: f = w_out . a + b_out
+        adj_row = wp.tile_reshape(wp.tile(adj), shape=(1, B))
+        w_out = wp.tile_reshape(wp.tile_load(params, shape=(WP,), offset=(off,)), shape=(1, WP))
+        d_w_out = wp.tile_matmul(adj_row, wp.tile_transpose(a))  # (1, WP)
+        wp.tile_atomic_add(grad_params, wp.tile_reshape(d_w_out, shape=(WP,)), offset=(off,))
+        wp.tile_atomic_add(grad_params, wp.tile_sum(wp.tile(adj)), offset=(off + WP,))
+        g = wp.tile_matmul(wp.tile_transpose(w_out), adj_row)  # (WP, B): dL/d a
+        ones = wp.tile_ones(shape=(B, 1), dtype=float)
+        # hidden layers, last to first
+        for step in range(layers - 1):
+            layer = layers - 1 - step
+            a_prev = wp.tile_map(softplus_fixed, z0)
+            off = int(WK)
+            for _k in range(layer - 1):
+                a_prev = wp.tile_map(softplus_fixed, hidden_z(params, off, a_prev))
+                off = off + WW + WP
+            z = hidden_z(params, off, a_prev)
+            dz = wp.tile_map(gate, g, z)  # (WP, B): dL/d z
+            d_w = wp.tile_matmul(dz, wp.tile_transpose(a_prev))  # (WP, WP)
+            wp.tile_atomic_add(grad_params, wp.tile_reshape(d_w, shape=(WW,)), offset=(off,))
+            d_b = wp.tile_matmul(dz, ones)  # (WP, 1)
+            wp.tile_atomic_add(grad_params, wp.tile_reshape(d_b, shape=(WP,)), offset=(off + WW,))
+            w = wp.tile_reshape(wp.tile_load(params, shape=(WW,), offset=(off,)), shape=(WP, WP))
+            g = wp.tile_matmul(wp.tile_transpose(w), dz)
+        # first layer (b0 is W0's last column, fed by the constant feature)
+        dz0 = wp.tile_map(gate, g, z0)
+        d_w0 = wp.tile_matmul(dz0, wp.tile_transpose(X))  # (WP, KI)
+        wp.tile_atomic_add(grad_params, wp.tile_reshape(d_w0, shape=(WK,)), offset=(0,))
+
+    @wp.func
+    def block_any_tiled(flag: int) -> int:
+        """Non-zero on every thread of the block when ``flag`` is on any (collective)."""
+        return wp.tile_extract(wp.tile_sum(wp.tile(flag)), 0)
+
+    return FieldFunctions(
+        f"mlp_tiled_w{WP}_b{B}",
+        sdf_mlp_tiled,
+        fd_gradient(sdf_mlp_tiled),
+        backward_mlp_tiled,
+        block_dim=B,
+        block_any=block_any_tiled,
+    )
