@@ -1,6 +1,7 @@
 """Render throughput (Mrays/s) of shaded frames of shipped targets.
 
-    python -m benchmarks.render [--device cpu|cuda|all] [--resolution 512] [--repeat 3]
+    python -m benchmarks.render [--device cpu|cuda|all] [--resolution 512 | 1920x1080]
+                                [--repeat 3] [--case NAME ...]
 
 One JSON object per (target, device) line; see warpsdf/bench.py.
 """
@@ -21,13 +22,18 @@ from warpsdf.bench import RENDER_CASES, bench_render, devices  # noqa: E402
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="all", help="cpu, cuda or all")
-    parser.add_argument("--resolution", type=int, default=512)
+    parser.add_argument("--resolution", default="512", help="N (square) or WxH")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--case", choices=sorted(RENDER_CASES), action="append")
     args = parser.parse_args(argv)
+    try:
+        width, _, height = args.resolution.partition("x")
+        width, height = int(width), int(height or width)
+    except ValueError:
+        parser.error(f"--resolution: expected N or WxH, got {args.resolution!r}")
     for device in devices(args.device):
         for case in args.case or sorted(RENDER_CASES):
-            line = bench_render(case, device, args.resolution, args.repeat)
+            line = bench_render(case, device, width, height, args.repeat)
             print(json.dumps(line), flush=True)
     return 0
 

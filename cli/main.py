@@ -630,12 +630,14 @@ def bench(
         list[str] | None,
         typer.Option(
             "--case",
-            help="render:airplane, render:mesh_torus_ball, fit:spheres, fit:mlp "
-            "(repeatable; default: all).",
+            help="render:airplane, render:mesh_torus_ball, render:neural_init, fit:spheres, "
+            "fit:mlp (repeatable; default: all).",
         ),
     ] = None,
     iterations: Annotated[int, typer.Option("--iterations", help="Fit steps timed.")] = 5,
-    resolution: Annotated[int, typer.Option("--resolution", help="Render size.")] = 512,
+    resolution: Annotated[
+        str, typer.Option("--resolution", help="Render size: N (square) or WxH, e.g. 1920x1080.")
+    ] = "512",
     peak_gflops: Annotated[
         float | None, typer.Option("--peak-gflops", help="Peak FP32 GFLOP/s for the floor.")
     ] = None,
@@ -654,12 +656,13 @@ def bench(
             raise WarpsdfError(f"--case {c!r}: expected one of {', '.join(known)}")
     if iterations <= 0:
         raise WarpsdfError(f"--iterations {iterations}: expected a value > 0")
+    width, height = _parse_resolution(resolution)
     targets = devices("all") if device == "all" else [resolve_device(device)]
     for dev in targets:
         for c in chosen:
             kind, name = c.split(":")
             line = (
-                bench_render(name, dev, resolution)
+                bench_render(name, dev, width, height)
                 if kind == "render"
                 else bench_fit(name, dev, iterations, peak_gflops=peak_gflops)
             )

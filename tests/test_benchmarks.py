@@ -17,11 +17,11 @@ def lines(capsys) -> list[dict]:
 
 
 def test_render_benchmark_prints_json_lines(capsys):
-    assert render_bench.main(["--device", "cpu", "--resolution", "16", "--repeat", "1"]) == 0
+    assert render_bench.main(["--device", "cpu", "--resolution", "16x12", "--repeat", "1"]) == 0
     out = lines(capsys)
-    assert {line["target"] for line in out} == {"airplane", "mesh_torus_ball"}
+    assert {line["target"] for line in out} == {"airplane", "mesh_torus_ball", "neural_init"}
     for line in out:
-        assert line["device"] == "cpu" and line["resolution"] == [16, 16]
+        assert line["device"] == "cpu" and line["resolution"] == [16, 12]
         assert line["mrays_per_s"] > 0 and line["ms_per_frame"] > 0
         assert line["warp_version"] and line["device_name"] and line["peak_memory_mb"] > 0
 
@@ -41,13 +41,14 @@ def test_fit_benchmark_reports_split_work_and_floor(capsys):
         assert 1 <= line["march_evals_per_ray"] <= 64 + 4 * (4 + 1) + 4
         assert line["gflop_per_iteration"] > 0 and line["floor_ms"] > 0
         assert line["measured_over_floor"] > 1  # nothing beats the floor
+    assert out["mlp"]["kernels"] == "tiled" and out["mlp"]["block_dim"] == 1  # the CPU default
     assert out["mlp"]["gflop_per_iteration"] > out["spheres"]["gflop_per_iteration"]
 
 
 def test_suite_quick_mode_runs(capsys):
     assert suite.main(["--device", "cpu", "--quick"]) == 0
     out = lines(capsys)
-    assert {line["benchmark"] for line in out} == {"render_shaded", "fit"} and len(out) == 4
+    assert {line["benchmark"] for line in out} == {"render_shaded", "fit"} and len(out) == 5
 
 
 def test_warpsdf_bench_command():
@@ -64,3 +65,4 @@ def test_warpsdf_bench_command():
     (line,) = [json.loads(x) for x in result.output.splitlines() if x.startswith("{")]
     assert line["target"] == "airplane" and line["resolution"] == [8, 8]
     assert_user_error(runner.invoke(app, ["bench", "--case", "fit:xyz"]), "fit:xyz", "fit:mlp")
+    assert_user_error(runner.invoke(app, ["bench", "--resolution", "9x"]), "--resolution", "9x")

@@ -23,7 +23,7 @@ import warp as wp
 from warpsdf.camera import camera_from_angles
 from warpsdf.fields.mlp import MLPField, num_inputs
 from warpsdf.fields.spheres import SphereSetField
-from warpsdf.fit import Fitter
+from warpsdf.fit import Fitter, make_field
 from warpsdf.render import RenderMode, render
 from warpsdf.scene import load_scene
 from warpsdf.targets import build_target
@@ -59,7 +59,14 @@ FIT_CASES: dict[str, tuple[str, list[str]]] = {
         ],
     ),
 }
-RENDER_CASES = {"airplane": "airplane.toml", "mesh_torus_ball": "torus_ball.toml"}
+# name -> (scene, overrides, what is rendered: the scene's "target" or its initial "model")
+RENDER_CASES: dict[str, tuple[str, list[str], str]] = {
+    "airplane": ("airplane.toml", [], "target"),
+    "mesh_torus_ball": ("torus_ball.toml", [], "target"),
+    # the fit case's neural SDF (width 64, depth 3, L = 6) at its geometric
+    # initialisation: a sphere of radius 0.5
+    "neural_init": ("airplane.toml", FIT_CASES["mlp"][1], "model"),
+}
 
 
 def devices(choice: str = "all") -> list[str]:
@@ -150,6 +157,7 @@ def bench_fit(
         "benchmark": "fit",
         "case": case,
         "model": scene.model.kind.value,
+        **kernel_info(fitter.field),
         "params": fitter.field.num_params,
         "views": len(fitter.cameras),
         "resolution": list(scene.cameras.resolution),
@@ -174,30 +182,46 @@ def bench_fit(
     return line
 
 
-def bench_render(case: str, device: str, resolution: int = 512, repeat: int = 3) -> dict:
-    """One render benchmark line: a shaded frame of a shipped scene's target."""
-    scene = load_scene(SCENES / RENDER_CASES[case])
-    target = build_target(scene, device)
-    camera = camera_from_angles(35.0, 25.0, 2.6, 40.0, resolution, resolution)
-    render(target.source, camera, RenderMode.SHADED, scene.march)  # compile + warm up
+def kernel_info(field) -> dict:
+    """Which MLP kernels a field runs (empty for other fields)."""
+    if not isinstance(field, MLPField):
+        return {}
+    return {"kernels": field.kernels.value, "block_dim": field.functions.block_dim}
+
+
+def bench_render(
+    case: str, device: str, width: int = 512, height: int | None = None, repeat: int = 3
+) -> dict:
+    """One render benchmark line: a shaded frame (read back to the host) of a
+    shipped scene's target or initial model."""
+    height = height or width
+    scene_file, overrides, what = RENDER_CASES[case]
+    scene = load_scene(SCENES / scene_file, overrides)
+    if what == "model":
+        source = make_field(scene, np.random.default_rng(scene.seed), device)
+    else:
+        source = build_target(scene, device).source
+    camera = camera_from_angles(35.0, 25.0, 2.6, 40.0, width, height)
+    render(source, camera, RenderMode.SHADED, scene.march)  # compile + warm up
     times = []
     for _ in range(repeat):
         wp.synchronize_device(device)
         start = time.perf_counter()
-        render(target.source, camera, RenderMode.SHADED, scene.march)
+        render(source, camera, RenderMode.SHADED, scene.march)
         wp.synchronize_device(device)
         times.append(time.perf_counter() - start)
     seconds = statistics.median(times)
     return {
         "benchmark": "render_shaded",
         "target": case,
-        "resolution": [resolution, resolution],
+        **kernel_info(source),
+        "resolution": [width, height],
         "max_steps": scene.march.max_steps,
         "device": device,
         "device_name": device_name(device),
         "warp_version": wp.__version__,
         "ms_per_frame": round(seconds * 1e3, 3),
-        "mrays_per_s": round(resolution * resolution / seconds / 1e6, 4),
+        "mrays_per_s": round(width * height / seconds / 1e6, 4),
         "repeat": repeat,
         "peak_memory_mb": round(peak_memory_bytes(device) / 2**20, 1),
     }
