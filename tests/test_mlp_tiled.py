@@ -65,7 +65,7 @@ def noisy_params(frequencies, width, layers, seed, noise=0.05):
 
 @pytest.mark.parametrize(
     ("frequencies", "width", "layers"),
-    [(0, 1, 1), (2, 20, 3), (6, 32, 2), (10, 33, 4), (3, 64, 1), (1, 128, 2)],
+    [(0, 1, 1), (2, 20, 3), (6, 32, 2), (10, 33, 4), (3, 64, 1), (1, 64, 8)],
 )
 def test_packing_matches_the_layout_and_gradients_map_back(frequencies, width, layers):
     params = np.arange(num_params(frequencies, width, layers), dtype=np.float32) + 1.0
@@ -87,11 +87,23 @@ def test_packing_matches_the_layout_and_gradients_map_back(frequencies, width, l
     np.testing.assert_array_equal(field.params.grad.numpy(), params)
 
 
-def _fields(frequencies, width, layers, block_dim, seed=0, noise=0.05):
+# Block sizes: 1 and 4 (real blocks on the CPU through cpu_blocks), and None,
+# the device's default (32 on a GPU; on the CPU it is 1 again, so skipped).
+BLOCKS = [1, 4, None]
+
+
+def _use_blocks(device, block_dim, request):
+    if block_dim is None and wp.get_device(device).is_cpu:
+        pytest.skip("the CPU default block is 1, tested already")
+    if block_dim is not None and block_dim > 1 and wp.get_device(device).is_cpu:
+        request.getfixturevalue("cpu_blocks")
+
+
+def _fields(device, frequencies, width, layers, block_dim, seed=0, noise=0.05):
     params = noisy_params(frequencies, width, layers, seed, noise)
-    scalar = MLPField(params, frequencies, width, layers, "cpu", kernels=MLPKernels.SCALAR)
+    scalar = MLPField(params, frequencies, width, layers, device, kernels=MLPKernels.SCALAR)
     tiled = MLPField(
-        params, frequencies, width, layers, "cpu", kernels=MLPKernels.TILED, block_dim=block_dim
+        params, frequencies, width, layers, device, kernels=MLPKernels.TILED, block_dim=block_dim
     )
     return scalar, tiled
 
@@ -99,17 +111,21 @@ def _fields(frequencies, width, layers, block_dim, seed=0, noise=0.05):
 def _grad(field, points, adj):
     field.params.grad.zero_()
     field.backward_into(
-        wp.array(points, dtype=wp.vec3, device="cpu"), wp.array(adj, dtype=float, device="cpu")
+        wp.array(points, dtype=wp.vec3, device=field.device),
+        wp.array(adj, dtype=float, device=field.device),
     )
     return field.params.grad.numpy()
 
 
-@pytest.mark.parametrize("block_dim", [1, 4])
-@pytest.mark.parametrize(("frequencies", "width", "layers"), [(2, 20, 3), (6, 64, 2), (0, 8, 1)])
-def test_tiled_values_and_gradients_equal_scalar(block_dim, frequencies, width, layers, request):
-    if block_dim > 1:
-        request.getfixturevalue("cpu_blocks")
-    scalar, tiled = _fields(frequencies, width, layers, block_dim)
+@pytest.mark.parametrize("block_dim", BLOCKS)
+@pytest.mark.parametrize(
+    ("frequencies", "width", "layers"), [(2, 20, 3), (6, 64, 2), (0, 8, 1), (3, 64, 8)]
+)
+def test_tiled_values_and_gradients_equal_scalar(
+    device, block_dim, frequencies, width, layers, request
+):
+    _use_blocks(device, block_dim, request)
+    scalar, tiled = _fields(device, frequencies, width, layers, block_dim)
     rng = np.random.default_rng(1)
     points = rng.uniform(-1.0, 1.0, size=(37, 3)).astype(np.float32)  # 37: a partial block
     want = scalar.values(points)
@@ -124,19 +140,20 @@ def test_tiled_values_and_gradients_equal_scalar(block_dim, frequencies, width, 
     )
 
 
-@pytest.mark.parametrize("block_dim", [1, 4])
-def test_tiled_gradient_on_the_tape(block_dim, request):
+@pytest.mark.parametrize("block_dim", BLOCKS)
+def test_tiled_gradient_on_the_tape(device, block_dim, request):
     """evaluate() on a tape routes the tiled backward into params.grad."""
-    if block_dim > 1:
-        request.getfixturevalue("cpu_blocks")
-    scalar, tiled = _fields(2, 16, 2, block_dim, seed=3)
+    _use_blocks(device, block_dim, request)
+    scalar, tiled = _fields(device, 2, 16, 2, block_dim, seed=3)
     rng = np.random.default_rng(4)
-    pts = wp.array(rng.uniform(-1, 1, size=(10, 3)).astype(np.float32), dtype=wp.vec3)
-    weights = wp.array(rng.normal(size=10).astype(np.float32), dtype=float)
+    pts = wp.array(
+        rng.uniform(-1, 1, size=(10, 3)).astype(np.float32), dtype=wp.vec3, device=device
+    )
+    weights = wp.array(rng.normal(size=10).astype(np.float32), dtype=float, device=device)
     grads = []
     for field in (scalar, tiled):
-        values = wp.zeros(10, dtype=float, requires_grad=True)
-        detached = wp.zeros(10, dtype=float)
+        values = wp.zeros(10, dtype=float, requires_grad=True, device=device)
+        detached = wp.zeros(10, dtype=float, device=device)
         field.params.grad.zero_()
         tape = wp.Tape()
         with tape:
@@ -148,19 +165,18 @@ def test_tiled_gradient_on_the_tape(block_dim, request):
     assert np.abs(grads[0]).max() > 0
 
 
-@pytest.mark.parametrize("block_dim", [1, 4])
+@pytest.mark.parametrize("block_dim", BLOCKS)
 @pytest.mark.parametrize("clip_back", [True, False])
-def test_tiled_march_equals_scalar(block_dim, clip_back, request):
+def test_tiled_march_equals_scalar(device, block_dim, clip_back, request):
     """Lockstep blocks give the same hits as rays marching alone: the same hit
     mask, hit distances and normals to rounding (sphere tracing amplifies float
     differences only at a handful of grazing rays)."""
-    if block_dim > 1:
-        request.getfixturevalue("cpu_blocks")
-    scalar, tiled = _fields(2, 32, 2, block_dim, seed=5, noise=0.01)
+    _use_blocks(device, block_dim, request)
+    scalar, tiled = _fields(device, 2, 32, 2, block_dim, seed=5, noise=0.01)
     cams = orbit_cameras(2, 3.0, 20.0, width=19, height=17, fov_deg=30.0)  # 646 rays
     o, d = rays_for(cams)
-    origins = wp.array(o, dtype=wp.vec3, device="cpu")
-    dirs = wp.array(d, dtype=wp.vec3, device="cpu")
+    origins = wp.array(o, dtype=wp.vec3, device=device)
+    dirs = wp.array(d, dtype=wp.vec3, device=device)
     config = MarchConfig(clip_back=clip_back)
     a = march(scalar, origins, dirs, config).numpy()
     b = march(tiled, origins, dirs, config).numpy()
@@ -178,10 +194,10 @@ def test_tiled_march_equals_scalar(block_dim, clip_back, request):
 
 
 def test_kernels_choice_and_limits():
-    params = noisy_params(1, 200, 2, 0)
-    assert MLPField(params, 1, 200, 2, "cpu").kernels is MLPKernels.SCALAR  # auto: too wide
-    with pytest.raises(ValueError, match="up to 128"):
-        MLPField(params, 1, 200, 2, "cpu", kernels=MLPKernels.TILED)
+    params = noisy_params(1, 65, 2, 0)
+    assert MLPField(params, 1, 65, 2, "cpu").kernels is MLPKernels.SCALAR  # auto: too wide
+    with pytest.raises(ValueError, match="up to 64"):
+        MLPField(params, 1, 65, 2, "cpu", kernels=MLPKernels.TILED)
     small = noisy_params(1, 16, 2, 0)
     assert MLPField(small, 1, 16, 2, "cpu").kernels is MLPKernels.TILED
     if not wp.config.enable_cpu_blocks:
@@ -193,9 +209,9 @@ def test_scene_refuses_tiled_kernels_for_wide_networks(tmp_path):
     path = tmp_path / "wide.toml"
     path.write_text(
         'name = "wide"\n[target]\nkind = "shapes"\npreset = "airplane"\n'
-        '[model]\nkind = "mlp"\nhidden = 200\nkernels = "tiled"\n'
+        '[model]\nkind = "mlp"\nhidden = 65\nkernels = "tiled"\n'
     )
-    with pytest.raises(SceneError, match=r"model\.kernels.*hidden <= 128"):
+    with pytest.raises(SceneError, match=r"model\.kernels.*hidden <= 64"):
         load_scene(path)
     path.write_text(path.read_text().replace('"tiled"', '"auto"'))
     assert load_scene(path).model.kernels is MLPKernels.AUTO

@@ -6,4 +6,4 @@ MAX_FREQUENCIES = 10  # Fourier feature frequencies
 MAX_RESOLUTION = 16384  # pixels per image side
 MAX_RAYS = 1 << 27  # rays over all training views (memory for per-ray buffers)
 # MLP width the tiled kernels take (a wider weight tile overflows shared memory)
-MAX_TILED_WIDTH = 128
+MAX_TILED_WIDTH = 64

@@ -103,7 +103,7 @@ class ModelKind(StrEnum):
 class MLPKernels(StrEnum):
     """Which kernels evaluate an MLP field (the same network: results agree to rounding)."""
 
-    AUTO = "auto"  # tiled where the width allows it (hidden <= 128), else scalar
+    AUTO = "auto"  # tiled where the width allows it (hidden <= 64), else scalar
     SCALAR = "scalar"  # one point per thread, one atomic per weight and point in the backward
     TILED = "tiled"  # a block of points per tile matrix product (Warp's tile API)
 
@@ -238,7 +238,7 @@ class ModelConfig:
     count: int = _opt(2, "spheres: number of spheres", "> 0")
     smooth_k: float = _opt(0.05, "world units; spheres: smooth-min blend radius", ">= 0")
     kernels: MLPKernels = _opt(
-        MLPKernels.AUTO, "mlp: auto | tiled | scalar (speed only; tiled takes hidden <= 128)"
+        MLPKernels.AUTO, "mlp: auto | tiled | scalar (speed only; tiled takes hidden <= 64)"
     )
 
 

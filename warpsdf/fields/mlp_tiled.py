@@ -11,7 +11,7 @@ gradients match the scalar path to rounding (tests compare them).
 
 Tile shapes must be compile-time constants, while widths live in ``meta`` and
 must not recompile anything, so the kernels work on a zero-padded copy of the
-parameters (``padded``), built for a *width bucket* (32, 64 or 128 units) and
+parameters (``padded``), built for a *width bucket* (32 or 64 units) and
 refreshed from the flat ``params`` by one small kernel before each use:
 
     W0   (width_p x TILE_INPUTS)  row-major; column TILE_INPUTS - 1 holds b0 (the
@@ -40,9 +40,10 @@ from warpsdf.limits import MAX_FREQUENCIES
 TILE_INPUTS = 64
 assert 3 + 6 * MAX_FREQUENCIES < TILE_INPUTS
 # Width buckets: a width runs in the smallest bucket that holds it. Wider
-# networks use the scalar kernels (a 256 x 256 weight tile would not fit in a
-# block's shared memory).
-TILE_WIDTHS = (32, 64, 128)
+# networks use the scalar kernels: at 128 the tiles of the backward outgrow a
+# block's shared memory (Warp's 256 KiB CPU arena overflowed; a GPU block has
+# at most 227 KiB).
+TILE_WIDTHS = (32, 64)
 # Threads (points) per block on the GPU.
 CUDA_TILE_BLOCK = 32
 # The bias of padded units: softplus(PAD_BIAS) and its slope are exactly 0 in float32.
