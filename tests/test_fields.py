@@ -519,8 +519,10 @@ def _ray_loss_launch_args(data, device, alpha, weights, silhouette_mse, point_ms
     inputs = [
         arr("values", grad=True), arr("detached"), arr("points", wp.vec3), arr("dirs", wp.vec3),
         arr("hit_t"), arr("min_sdf"), arr("grad_dot_dir"), arr("mask"), arr("xyz", wp.vec3),
-        arr("depth"), float(alpha), 1.0 / n, *map(float, weights), int(silhouette_mse),
-        int(point_mse),
+        arr("depth"),
+        wp.array([alpha], dtype=float, device=device),  # a one-entry alpha schedule ...
+        wp.zeros(1, dtype=int, device=device),  # ... read at iteration 0
+        1.0 / n, *map(float, weights), int(silhouette_mse), int(point_mse),
     ]  # fmt: skip
     outputs = [
         wp.zeros(NUM_TERMS, dtype=float, device=device, requires_grad=True),

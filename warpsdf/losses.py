@@ -49,6 +49,21 @@ def softplus0(z: float) -> float:
 
 
 @wp.func
+def scheduled(schedule: wp.array(dtype=float), iteration: wp.array(dtype=int)) -> float:
+    """``schedule[iteration[0]]``: a per-iteration constant read on the device,
+    so that a captured graph replays each step with its own value."""
+    return schedule[iteration[0]]
+
+
+@wp.func_grad(scheduled)
+def adj_scheduled(schedule: wp.array(dtype=float), iteration: wp.array(dtype=int), adj_ret: float):
+    """A schedule is a constant of the fit: no gradient flows into it. (Warp's
+    own adjoint of the array read costs as much again as the rest of the loss
+    kernel's backward on the CPU.)"""
+    pass
+
+
+@wp.func
 def point_error(e: wp.vec3, squared: int) -> float:
     if squared == 1:
         return wp.dot(e, e) / 3.0
@@ -67,7 +82,8 @@ def ray_loss_kernel(
     target_mask: wp.array(dtype=float),  # (R,) 1 on the object, 0 off
     target_xyz: wp.array(dtype=wp.vec3),  # (R,) target surface point (world units)
     target_depth: wp.array(dtype=float),  # (R,) target ray distance (world units)
-    alpha: float,  # soft-mask sharpness, 1/world units
+    alpha_schedule: wp.array(dtype=float),  # (S,) soft-mask sharpness per iteration, 1/world units
+    iteration: wp.array(dtype=int),  # (1,) 0-based iteration; indexes alpha_schedule
     inv_count: float,  # 1 / R: every term is a mean over the rays
     w_silhouette: float,  # loss weights (0 switches a term off)
     w_xyz: float,
@@ -77,10 +93,13 @@ def ray_loss_kernel(
     terms_out: wp.array(dtype=float),  # (NUM_TERMS,) unweighted means, accumulated
     loss_out: wp.array(dtype=float),  # (1,) weighted sum, accumulated
 ):
-    """One thread per ray (dim = R). Differentiable w.r.t. ``values``."""
+    """One thread per ray (dim = R). Differentiable w.r.t. ``values``. The
+    sharpness comes from a device array indexed by a device counter, so a
+    captured CUDA graph replays each step with its own alpha."""
     r = wp.tid()
     if min_sdf[r] >= 0.5 * FAR_SDF:
         return  # the ray never enters the bound: nothing to learn from it
+    alpha = scheduled(alpha_schedule, iteration)
     y = target_mask[r]
     f = values[r]
     pred_hit = hit_t[r] >= 0.0

@@ -220,6 +220,15 @@ class _Run:
             tmp.write_text(json.dumps(clean, indent=2, allow_nan=False) + "\n", encoding="utf-8")
 
 
+def chunk_length(done: int, total: int, every: tuple[int, ...]) -> int:
+    """Steps from iteration ``done`` to the next multiple of any of ``every``,
+    or to ``total``, whichever comes first (at least 1)."""
+    k = total - done
+    for e in every:
+        k = min(k, e - done % e)
+    return max(k, 1)
+
+
 def fit(
     scene: Scene | str | Path,
     out_dir: str | Path | None = None,
@@ -234,10 +243,14 @@ def fit(
 ) -> FitResult:
     """Fit ``scene`` and fill its run folder.
 
-    ``on_step`` sees every step's record; ``should_stop`` is polled after each
-    step (Ctrl-C in the CLI): the fit then saves a checkpoint and returns with
-    status ``interrupted``. A NaN or infinite loss ends it with status
-    ``diverged`` and the parameters of the last good step.
+    Steps run in chunks (:meth:`Fitter.steps`, one readback each) that end on
+    every multiple of ``output.log_every``, ``snapshot_every`` and
+    ``checkpoint_every`` (see :func:`chunk_length`). ``on_step`` sees every
+    step's record, at the end of its chunk; ``should_stop`` is polled after
+    each chunk (Ctrl-C in the CLI): the fit then saves a checkpoint and returns
+    with status ``interrupted``. A NaN or infinite loss, field value or gradient
+    ends it with status ``diverged``, the parameters of the last good step and
+    a log row for every good step.
     """
     if not isinstance(scene, Scene):
         scene = load_scene(scene)
@@ -266,16 +279,23 @@ def fit(
         status, reason = RunStatus.FINISHED, ""
         start = time.perf_counter()
         out = scene.output
+        every = (out.log_every, out.snapshot_every, out.checkpoint_every)
         while fitter.iteration < scene.optim.iterations:
+            done = fitter.iteration
+            k = chunk_length(done, scene.optim.iterations, every)
+            diverged: DivergedError | None = None
             try:
-                record = fitter.step()
+                records = fitter.steps(k)
             except DivergedError as err:
-                status, reason = RunStatus.DIVERGED, str(err)
-                del run.rows[fitter.iteration :]  # rows of rolled-back steps
+                records, diverged = err.records, err
+            for record in records:
+                run.rows.append(record.row())
+                if on_step is not None:
+                    on_step(record)
+            if diverged is not None:
+                status, reason = RunStatus.DIVERGED, str(diverged)
+                del run.rows[fitter.iteration :]  # rows of steps that were not kept
                 break
-            run.rows.append(record.row())
-            if on_step is not None:
-                on_step(record)
             done = fitter.iteration
             if write_outputs and done % out.snapshot_every == 0:
                 run.snapshot()

@@ -1,0 +1,420 @@
+"""The fit's step loop (DESIGN §6, §7): chunks of steps with one readback.
+
+The contracts: our Adam is warp.optim.Adam's maths with the learning rate and
+step count on the device; k steps in one chunk give bit-for-bit the
+parameters, Adam state and records of k single steps on the CPU (so do steps
+replayed from a captured graph); a non-finite step changes nothing and is
+reported with the records of the good steps before it; the history's numbers
+are the host's; nothing inside a chunk allocates or reads back; and a run's
+log has one row per iteration whatever the chunking. Everything here is tiny
+(12x12 pixels, width-8 MLPs, a few steps) and runs on the CPU.
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import dataclasses
+
+import numpy as np
+import pytest
+import warp as wp
+import warp.optim
+
+import warpsdf.fit as fit_module
+from tests.conftest import SCENES
+from warpsdf.fit import DivergedError, Fitter, Problem, learning_rate
+from warpsdf.losses import TERM_NAMES
+from warpsdf.optim import NO_DIVERGENCE, Adam
+from warpsdf.run import chunk_length, fit
+from warpsdf.scene import Schedule, load_scene
+
+TINY = (
+    "cameras.resolution=[12, 12]",
+    "model.hidden=8",
+    "model.fourier_frequencies=1",
+    "march.max_steps=24",
+    "output.mesh_resolution=16",
+    "output.heldout_views=2",
+    "optim.eikonal_samples=16",
+)
+SPHERES = ("two_spheres_silhouette.toml", ())
+# camera shake and random ray batches: rays made and gathered on the device
+MLP_SHAKEN = ("two_spheres_xyz.toml", ("cameras.jitter=0.05", "optim.batch_rays=60"))
+CASES = [SPHERES, MLP_SHAKEN]
+IDS = ["spheres", "mlp-jitter-batch"]
+
+
+def tiny_scene(case, iterations: int = 8, *extra: str):
+    name, overrides = case
+    scene = load_scene(SCENES / name, [*TINY, *overrides, *extra])
+    return scene.replace(optim=dataclasses.replace(scene.optim, iterations=iterations))
+
+
+def adam_state(fitter: Fitter) -> dict[str, np.ndarray]:
+    s = fitter.state()
+    return {k: s[k] for k in ("params", "adam_m", "adam_v", "adam_t", "iteration")}
+
+
+def assert_same_state(a: Fitter, b: Fitter) -> None:
+    sa, sb = adam_state(a), adam_state(b)
+    for key in sa:
+        np.testing.assert_array_equal(sb[key], sa[key], err_msg=key)
+
+
+def without_seconds(record) -> dict:
+    row = record.row()
+    del row["seconds"]
+    return row
+
+
+# ---------------------------------------------------------------------------
+# 1. Adam
+# ---------------------------------------------------------------------------
+
+
+def adam_numpy(p, grads, lrs, beta1=0.9, beta2=0.999, eps=1e-8):
+    """Slow reference: Adam (Kingma & Ba) in float64, one step per gradient.
+    The betas are rounded to float32 as the kernel holds them (1 - 0.999f is
+    1.3e-5 away from 1e-3, more than the float32 arithmetic's own error)."""
+    beta1, beta2 = float(np.float32(beta1)), float(np.float32(beta2))
+    p = p.astype(np.float64).copy()
+    m, v = np.zeros_like(p), np.zeros_like(p)
+    for t, (g, lr) in enumerate(zip(grads, lrs, strict=True)):
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g * g
+        mhat, vhat = m / (1 - beta1 ** (t + 1)), v / (1 - beta2 ** (t + 1))
+        p -= lr * mhat / (np.sqrt(vhat) + eps)
+    return p, m, v
+
+
+def run_adam(p0, grads, lrs, halt_at: int | None = None):
+    """Our Adam over the gradients, the lr read at a device iteration counter;
+    with ``halt_at``, the halt record is set before that (0-based) step."""
+    params = wp.array(p0, dtype=float, device="cpu")
+    opt = Adam(params)
+    schedule = wp.array(np.asarray(lrs, np.float32), dtype=float, device="cpu")
+    halt = wp.full(2, NO_DIVERGENCE, dtype=int, device="cpu")
+    for i, g in enumerate(grads):
+        if i == halt_at:
+            halt.assign(np.array([i + 1, 0], np.int32))
+        it = wp.array([i], dtype=int, device="cpu")
+        opt.step(wp.array(g.astype(np.float32), dtype=float, device="cpu"), schedule, it, halt)
+    return params.numpy(), opt
+
+
+def test_adam_matches_numpy_and_warp_adam():
+    rng = np.random.default_rng(0)
+    p0 = rng.normal(size=33).astype(np.float32)
+    grads = [rng.normal(scale=s, size=33) for s in (1.0, 0.1, 3.0, 1e-3, 0.5, 2.0)]
+    grads[2][:5] = 0.0  # a zero gradient: v stays from earlier steps
+    lrs = [0.01, 0.02, 0.005, 0.001, 0.03, 0.01]  # a schedule that changes every step
+
+    got, opt = run_adam(p0, grads, lrs)
+    want_p, want_m, want_v = adam_numpy(p0, grads, lrs)
+    np.testing.assert_allclose(got, want_p, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(opt.m.numpy(), want_m, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(opt.v.numpy(), want_v, rtol=1e-5, atol=1e-9)
+    assert opt.step_count == len(grads)
+
+    # bit for bit the maths of warp.optim.Adam (which takes lr and t from the host)
+    ref = wp.array(p0, dtype=float, device="cpu")
+    warp_adam = warp.optim.Adam([ref])
+    for g, lr in zip(grads, lrs, strict=True):
+        warp_adam.lr = lr
+        warp_adam.step([wp.array(g.astype(np.float32), dtype=float, device="cpu")])
+    np.testing.assert_array_equal(got, ref.numpy())
+    np.testing.assert_array_equal(opt.v.numpy(), warp_adam.v[0].numpy())
+
+
+def test_adam_halt_and_state_round_trip():
+    rng = np.random.default_rng(1)
+    p0 = rng.normal(size=9).astype(np.float32)
+    grads = [rng.normal(size=9) for _ in range(5)]
+    lrs = [0.01] * 5
+
+    # halted from step 3 on: parameters, moments and t of step 2
+    halted, opt = run_adam(p0, grads, lrs, halt_at=2)
+    two, opt2 = run_adam(p0, grads[:2], lrs[:2])
+    np.testing.assert_array_equal(halted, two)
+    np.testing.assert_array_equal(opt.m.numpy(), opt2.m.numpy())
+    assert opt.step_count == opt2.step_count == 2
+
+    # m, v, t saved after 2 steps and loaded into a fresh optimiser continue the same path
+    straight, _ = run_adam(p0, grads, lrs)
+    params = wp.array(two, dtype=float, device="cpu")
+    resumed = Adam(params)
+    resumed.load(opt2.m.numpy(), opt2.v.numpy(), np.int64(opt2.step_count))
+    schedule = wp.array(np.asarray(lrs, np.float32), dtype=float, device="cpu")
+    halt = wp.full(2, NO_DIVERGENCE, dtype=int, device="cpu")
+    for i in range(2, 5):
+        it = wp.array([i], dtype=int, device="cpu")
+        resumed.step(wp.array(grads[i].astype(np.float32), device="cpu"), schedule, it, halt)
+    np.testing.assert_array_equal(params.numpy(), straight)
+
+
+def test_guard_records_the_first_bad_step():
+    def guard(halt, loss, values, grad, iteration):
+        wp.launch(
+            fit_module.finite_guard_kernel,
+            dim=1 + len(values) + len(grad),
+            inputs=[
+                wp.array(np.float32([loss]), dtype=float),
+                wp.array(np.float32(values), dtype=float),
+                wp.array(np.float32(grad), dtype=float),
+                wp.array([iteration], dtype=int),
+            ],
+            outputs=[halt],
+            device="cpu",
+        )
+        return tuple(halt.numpy())
+
+    with wp.ScopedDevice("cpu"):
+        halt = wp.full(2, NO_DIVERGENCE, dtype=int)
+        assert guard(halt, 1.0, [0.1, -2.0], [1.0, 0.0, 3.0], 4) == (NO_DIVERGENCE,) * 2
+        assert guard(halt, 1.0, [0.1, -2.0], [1.0, np.inf, 3.0], 4) == (5, Problem.GRADIENT)
+        # a later bad step leaves the first one's record alone
+        assert guard(halt, np.nan, [np.nan, 0.0], [1.0, 0.0, 0.0], 6) == (5, Problem.GRADIENT)
+        # the loss is the most telling problem, then the values
+        halt = wp.full(2, NO_DIVERGENCE, dtype=int)
+        assert guard(halt, np.nan, [np.nan, 0.0], [np.nan, 0, 0], 0) == (1, Problem.LOSS)
+        halt = wp.full(2, NO_DIVERGENCE, dtype=int)
+        assert guard(halt, 0.5, [np.inf, 0.0], [np.nan, 0, 0], 2) == (3, Problem.VALUES)
+
+
+# ---------------------------------------------------------------------------
+# 2. Chunks, graphs and resume give the same trajectory
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_chunks_match_single_steps(case):
+    scene = tiny_scene(case, iterations=7)
+    single = Fitter(scene, "cpu")
+    one_by_one = [single.step() for _ in range(7)]
+    chunked = Fitter(scene, "cpu")
+    records = chunked.steps(3) + chunked.steps(4)
+    assert_same_state(single, chunked)
+    assert str(single.rng.bit_generator.state) == str(chunked.rng.bit_generator.state)
+    assert [without_seconds(r) for r in records] == [without_seconds(r) for r in one_by_one]
+    assert [r.iteration for r in records] == list(range(1, 8))
+    assert chunked.iteration == 7 and int(chunked.state()["adam_t"]) == 7
+    assert all(r.seconds > 0 for r in records)
+    assert len({r.seconds for r in records[:3]}) == 1  # the chunk's time, shared
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_graph_replay_matches_launches(case):
+    """The captured step (Warp records graphs on the CPU too) replays with each
+    step's own slot, schedule entries and Adam count."""
+    scene = tiny_scene(case, iterations=7)
+    plain = Fitter(scene, "cpu", use_graph=False)
+    graphed = Fitter(scene, "cpu", use_graph=True)
+    assert Fitter(scene, "cpu").use_graph is False  # off by default on the CPU
+    a = plain.steps(3) + plain.steps(4)
+    b = graphed.steps(3) + graphed.steps(4)
+    assert graphed._graph is not None
+    assert_same_state(plain, graphed)
+    assert [without_seconds(r) for r in a] == [without_seconds(r) for r in b]
+
+
+def test_state_round_trip_continues_the_trajectory():
+    scene = tiny_scene(MLP_SHAKEN, iterations=6)
+    straight = Fitter(scene, "cpu")
+    straight.steps(6)
+    first = Fitter(scene, "cpu")
+    first.steps(2)
+    state = first.state()
+    assert set(state) == {"params", "adam_m", "adam_v", "adam_t", "iteration", "rng_state"}
+    resumed = Fitter(scene, "cpu")
+    resumed.load_state(state)
+    resumed.steps(4)
+    assert_same_state(straight, resumed)
+
+
+def test_schedules_past_the_planned_iterations():
+    """Steps past optim.iterations (a direct driver) still get their schedule."""
+    scene = tiny_scene(SPHERES, iterations=2)
+    scene = scene.replace(
+        optim=dataclasses.replace(
+            scene.optim, schedule=Schedule.STEP, lr=0.02, step_every=1, step_gamma=0.5
+        )
+    )
+    fitter = Fitter(scene, "cpu")
+    records = fitter.steps(5)
+    assert [r.lr for r in records] == [learning_rate(scene, i) for i in range(5)]
+    reference = Fitter(scene, "cpu")
+    for _ in range(5):
+        reference.step()
+    assert_same_state(reference, fitter)
+
+
+# ---------------------------------------------------------------------------
+# 3. Divergence
+# ---------------------------------------------------------------------------
+
+
+def nan_alpha_at(monkeypatch, iteration: int) -> None:
+    """A NaN mask sharpness in the schedule at 0-based ``iteration``: that
+    step's loss (and gradient) are NaN."""
+    real = fit_module.mask_alpha
+
+    def alpha(scene, i):
+        return float("nan") if i == iteration else real(scene, i)
+
+    monkeypatch.setattr(fit_module, "mask_alpha", alpha)
+
+
+def test_divergence_inside_a_chunk_keeps_the_last_good_step(monkeypatch):
+    scene = tiny_scene(SPHERES, iterations=8)
+    reference = Fitter(scene, "cpu")
+    good = [reference.step() for _ in range(2)]
+    after_two = reference.state()
+    good.append(reference.step())
+
+    nan_alpha_at(monkeypatch, 3)  # step 4
+    fitter = Fitter(scene, "cpu")
+    fitter.steps(2)
+    with pytest.raises(DivergedError) as info:
+        fitter.steps(5)
+    err = info.value
+    assert str(err) == "the loss became nan at iteration 4; kept the parameters of iteration 3"
+    assert [r.iteration for r in err.records] == [3]
+    assert without_seconds(err.records[0]) == without_seconds(good[2])
+    assert fitter.iteration == err.iteration == 3
+    assert_same_state(reference, fitter)  # params, m, v and t of step 3
+
+    # a diverged fitter does nothing more until a state is loaded
+    with pytest.raises(DivergedError, match="iteration 4"):
+        fitter.step()
+    assert_same_state(reference, fitter)
+    fitter.load_state(after_two)  # step 3's alpha is finite
+    assert without_seconds(fitter.step()) == without_seconds(good[2])
+    assert_same_state(reference, fitter)
+
+
+def test_divergence_on_the_first_step_of_a_chunk(monkeypatch):
+    scene = tiny_scene(MLP_SHAKEN, iterations=6)
+    start = Fitter(scene, "cpu").state()
+    nan_alpha_at(monkeypatch, 0)
+    fitter = Fitter(scene, "cpu", use_graph=True)  # the bad step is the warm-up one
+    with pytest.raises(DivergedError, match="at iteration 1; kept the parameters of iteration 0"):
+        fitter.steps(4)
+    assert fitter.iteration == 0
+    np.testing.assert_array_equal(fitter.state()["params"], start["params"])
+    assert int(fitter.state()["adam_t"]) == 0
+
+
+# ---------------------------------------------------------------------------
+# 4. The history equals a host computation
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_records_match_the_host(case):
+    scene = tiny_scene(case, iterations=4)
+    fitter = Fitter(scene, "cpu")
+    for i in range(4):
+        record = fitter.step()
+        pred = fitter._hits.hit_t.numpy() >= 0.0
+        truth = fitter._mask.numpy() > 0.5
+        union = np.logical_or(pred, truth).sum()
+        assert record.iteration == i + 1
+        assert record.loss == float(fitter._loss.numpy()[0])
+        assert record.terms == dict(zip(TERM_NAMES, map(float, fitter._terms.numpy()), strict=True))
+        assert record.mask_mse == float(np.mean(pred != truth))
+        assert record.iou == (1.0 if union == 0 else np.logical_and(pred, truth).sum() / union)
+        assert record.lr == fit_module.learning_rate(scene, i)
+        assert record.alpha == fit_module.mask_alpha(scene, i)
+    if case is MLP_SHAKEN:  # the batch's targets were gathered on the device
+        assert 0.0 < record.iou < 1.0 and record.terms["eikonal"] > 0.0
+
+
+# ---------------------------------------------------------------------------
+# 5. Nothing inside a chunk allocates or reads back
+# ---------------------------------------------------------------------------
+
+
+def test_no_allocation_or_readback_inside_a_chunk(monkeypatch):
+    scene = tiny_scene(MLP_SHAKEN, iterations=40)
+    fitter = Fitter(scene, "cpu")
+    fitter.steps(8)  # compiles, allocates the chunk arrays
+    counts: collections.Counter = collections.Counter()
+
+    def counting(name, real):
+        def wrapper(*args, **kwargs):
+            counts[name] += 1
+            return real(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(wp.array, "__init__", counting("array", wp.array.__init__))
+    monkeypatch.setattr(wp.array, "numpy", counting("numpy", wp.array.numpy))
+    monkeypatch.setattr(wp, "synchronize_device", counting("sync", wp.synchronize_device))
+    monkeypatch.setattr(wp, "Tape", counting("tape", wp.Tape))
+    per_chunk = []
+    for k in (1, 6, 8):
+        counts.clear()
+        fitter.steps(k)
+        per_chunk.append(dict(counts))
+    assert per_chunk[0] == per_chunk[1] == per_chunk[2], per_chunk
+    assert per_chunk[0].get("numpy", 0) <= 1 and per_chunk[0].get("sync", 0) <= 1
+    assert per_chunk[0].get("array", 0) == 0 and per_chunk[0].get("tape", 0) == 0
+
+
+# ---------------------------------------------------------------------------
+# 6. Runs: chunk boundaries and the log
+# ---------------------------------------------------------------------------
+
+
+def test_chunk_length():
+    every = (4, 3, 5)  # log, snapshot, checkpoint
+    ends, done = [], 0
+    while done < 11:
+        done += chunk_length(done, 11, every)
+        ends.append(done)
+    assert ends == [3, 4, 5, 6, 8, 9, 10, 11]
+    assert chunk_length(0, 100, (10, 20, 100)) == 10
+    assert chunk_length(97, 100, (10, 20, 100)) == 3
+
+
+def test_fit_log_has_a_row_per_iteration(tmp_path, monkeypatch):
+    scene = load_scene(
+        SCENES / SPHERES[0],
+        [*TINY, "output.log_every=4", "output.snapshot_every=3", "output.checkpoint_every=5"],
+    )
+    chunks = []
+    real_steps = Fitter.steps
+
+    def steps(self, k):
+        chunks.append(k)
+        return real_steps(self, k)
+
+    monkeypatch.setattr(Fitter, "steps", steps)
+    seen = []
+    result = fit(
+        scene, tmp_path / "run", iterations=11, device="cpu", on_step=seen.append,
+        write_outputs=False,
+    )  # fmt: skip
+    assert result.iteration == 11
+    assert chunks == [3, 1, 1, 1, 2, 1, 1, 1]
+    assert [r.iteration for r in seen] == list(range(1, 12))
+    with open(tmp_path / "run" / "log.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["iteration"]) for r in rows] == list(range(1, 12))
+    assert [float(r["loss"]) for r in rows] == pytest.approx([r.loss for r in seen], rel=1e-5)
+
+
+def test_fit_divergence_keeps_the_good_rows_of_the_chunk(tmp_path, monkeypatch):
+    nan_alpha_at(monkeypatch, 6)  # step 7, inside the chunk 6..10
+    scene = load_scene(SCENES / SPHERES[0], [*TINY, "output.log_every=5"])
+    seen = []
+    result = fit(
+        scene, tmp_path / "run", iterations=10, device="cpu", on_step=seen.append,
+        write_outputs=False,
+    )  # fmt: skip
+    assert result.status.value == "diverged" and result.iteration == 6
+    assert "at iteration 7; kept the parameters of iteration 6" in result.reason
+    assert [r.iteration for r in seen] == list(range(1, 7))
+    with open(tmp_path / "run" / "log.csv", newline="", encoding="utf-8") as fh:
+        assert [int(r["iteration"]) for r in csv.DictReader(fh)] == list(range(1, 7))

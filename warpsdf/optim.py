@@ -1,0 +1,121 @@
+"""Adam with its learning rate and step count on the device (DESIGN §6, §7).
+
+``warp.optim.Adam`` passes the learning rate and the step count t to its
+kernel as launch scalars, which a captured CUDA graph would freeze at their
+values of the captured step. Here both live in device arrays:
+
+* the learning rate of every iteration is precomputed into a schedule array,
+  read at the device iteration counter (advanced by the caller's step);
+* t is a one-element device counter, advanced by the step itself.
+
+A device halt record (written by the fit's finiteness guard) turns a step
+into a no-op: parameters, moments and t then keep the state of the last good
+step, with no copies made to roll back to.
+
+The maths is that of ``warp.optim.Adam`` (float32; beta1 0.9, beta2 0.999,
+eps 1e-8 by default), per parameter i:
+
+    m_i <- beta1 m_i + (1 - beta1) g_i
+    v_i <- beta2 v_i + (1 - beta2) g_i^2
+    p_i <- p_i - lr (m_i / (1 - beta1^(t+1))) / (sqrt(v_i / (1 - beta2^(t+1))) + eps)
+    t   <- t + 1
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import warp as wp
+
+# halt[0] while no step has diverged; otherwise halt[0] is the 1-based iteration
+# of the first step whose loss, values or gradient were not finite.
+NO_DIVERGENCE = 2**31 - 1
+
+
+@wp.kernel(enable_backward=False)
+def adam_step_kernel(
+    grad: wp.array(dtype=float),  # (P,) dL/dparams of this step
+    lr_schedule: wp.array(dtype=float),  # (S,) learning rate per iteration (0-based), param units
+    iteration: wp.array(dtype=int),  # (1,) 0-based iteration of this step; indexes lr_schedule
+    step_count: wp.array(dtype=int),  # (1,) Adam's t: updates applied so far
+    halt: wp.array(dtype=int),  # (2,) halt[0] != NO_DIVERGENCE: do nothing
+    beta1: float,  # decay of the first moment
+    beta2: float,  # decay of the second moment
+    eps: float,  # added to sqrt(v_hat), gradient units
+    params_out: wp.array(dtype=float),  # (P,) updated in place
+    m_out: wp.array(dtype=float),  # (P,) first moment, gradient units, updated in place
+    v_out: wp.array(dtype=float),  # (P,) second moment, gradient units^2, updated in place
+):
+    """One thread per parameter (dim = P). Not differentiable. Reads t; the
+    count is advanced afterwards by :func:`adam_count_kernel` (a thread here
+    cannot advance it without racing the others that read it)."""
+    i = wp.tid()
+    if halt[0] != NO_DIVERGENCE:
+        return
+    lr = lr_schedule[iteration[0]]
+    t = float(step_count[0])
+    g = grad[i]
+    m_out[i] = beta1 * m_out[i] + (1.0 - beta1) * g
+    v_out[i] = beta2 * v_out[i] + (1.0 - beta2) * g * g
+    mhat = m_out[i] / (1.0 - wp.pow(beta1, (t + 1.0)))
+    vhat = v_out[i] / (1.0 - wp.pow(beta2, (t + 1.0)))
+    params_out[i] = params_out[i] - lr * mhat / (wp.sqrt(vhat) + eps)
+
+
+@wp.kernel(enable_backward=False)
+def adam_count_kernel(
+    halt: wp.array(dtype=int),  # (2,) halt[0] != NO_DIVERGENCE: do nothing
+    step_count_out: wp.array(dtype=int),  # (1,) Adam's t, advanced by one
+):
+    """One thread (dim = 1), after :func:`adam_step_kernel`. Not differentiable."""
+    if halt[0] == NO_DIVERGENCE:
+        step_count_out[0] = step_count_out[0] + 1
+
+
+class Adam:
+    """Adam over one flat float32 parameter array, graph-capturable.
+
+    ``m``, ``v`` (P,) and ``t`` (1,) are device arrays allocated once; nothing
+    in :meth:`step` allocates, reads back or depends on host values that change
+    between steps.
+    """
+
+    def __init__(
+        self, params: wp.array, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8
+    ):
+        if params.dtype != wp.float32 or params.ndim != 1:
+            raise TypeError("Adam wants one flat float32 parameter array")
+        self.params = params
+        self.beta1, self.beta2 = float(betas[0]), float(betas[1])
+        self.eps = float(eps)
+        d = params.device
+        self.m = wp.zeros_like(params, requires_grad=False)
+        self.v = wp.zeros_like(params, requires_grad=False)
+        self.t = wp.zeros(1, dtype=int, device=d)
+
+    def step(
+        self, grad: wp.array, lr_schedule: wp.array, iteration: wp.array, halt: wp.array
+    ) -> None:
+        """One update with ``lr_schedule[iteration[0]]``, unless ``halt[0]`` is
+        set (see :data:`NO_DIVERGENCE`). Two launches, no host synchronisation."""
+        d = self.params.device
+        wp.launch(
+            adam_step_kernel,
+            dim=self.params.shape[0],
+            inputs=[
+                grad, lr_schedule, iteration, self.t, halt, self.beta1, self.beta2, self.eps,
+            ],
+            outputs=[self.params, self.m, self.v],
+            device=d,
+        )  # fmt: skip
+        wp.launch(adam_count_kernel, dim=1, inputs=[halt], outputs=[self.t], device=d)
+
+    @property
+    def step_count(self) -> int:
+        """t, read back from the device (a host synchronisation)."""
+        return int(self.t.numpy()[0])
+
+    def load(self, m: np.ndarray, v: np.ndarray, t: int) -> None:
+        """Set the moments and the step count (a checkpoint)."""
+        self.m.assign(np.asarray(m, np.float32))
+        self.v.assign(np.asarray(v, np.float32))
+        self.t.assign(np.array([int(t)], np.int32))
