@@ -86,7 +86,9 @@ def make_field(scene: Scene, rng: np.random.Generator, device=None) -> Field:
         radii = np.full(m.count, m.init_radius)
         return SphereSetField(centers, radii, m.smooth_k, device=device)
     params = geometric_init(m.fourier_frequencies, m.hidden, m.layers, m.init_radius, rng)
-    return MLPField(params, m.fourier_frequencies, m.hidden, m.layers, device=device)
+    return MLPField(
+        params, m.fourier_frequencies, m.hidden, m.layers, device=device, kernels=m.kernels
+    )
 
 
 def field_from_params(scene: Scene, params: np.ndarray, device=None) -> Field:
@@ -106,7 +108,9 @@ def field_from_params(scene: Scene, params: np.ndarray, device=None) -> Field:
     if m.kind is ModelKind.SPHERES:
         p = params.reshape(-1, 4)
         return SphereSetField(p[:, :3], p[:, 3], m.smooth_k, device=device)
-    return MLPField(params, m.fourier_frequencies, m.hidden, m.layers, device=device)
+    return MLPField(
+        params, m.fourier_frequencies, m.hidden, m.layers, device=device, kernels=m.kernels
+    )
 
 
 def learning_rate(scene: Scene, iteration: int) -> float:
