@@ -32,7 +32,7 @@ def test_fit_benchmark_reports_split_work_and_floor(capsys):
             "--override", "optim.eikonal_samples=8"]  # fmt: skip
     assert fit_bench.main(args) == 0
     out = {line["case"]: line for line in lines(capsys)}
-    assert set(out) == {"mlp", "spheres"}
+    assert set(out) == {"mlp", "spheres", "spheres16"}
     for line in out.values():
         assert line["resolution"] == [8, 8] and line["rays_per_iteration"] == line["views"] * 64
         assert line["iterations_per_s"] > 0 and line["rays_per_s"] > 0
@@ -48,7 +48,7 @@ def test_fit_benchmark_reports_split_work_and_floor(capsys):
 def test_suite_quick_mode_runs(capsys):
     assert suite.main(["--device", "cpu", "--quick"]) == 0
     out = lines(capsys)
-    assert {line["benchmark"] for line in out} == {"render_shaded", "fit"} and len(out) == 5
+    assert {line["benchmark"] for line in out} == {"render_shaded", "fit"} and len(out) == 6
 
 
 def test_warpsdf_bench_command():

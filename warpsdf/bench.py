@@ -43,6 +43,16 @@ PEAK_FP32 = {
 FIT_CASES: dict[str, tuple[str, list[str]]] = {
     # the two-sphere sphere-set silhouette fit: 8 views at 64x64, every ray
     "spheres": ("two_spheres_silhouette.toml", ["optim.batch_rays=0"]),
+    # issue 5's sphere-set goal case: 16 spheres, 8 views at 128x128, every ray
+    "spheres16": (
+        "two_spheres_silhouette.toml",
+        [
+            "optim.batch_rays=0",
+            "model.count=16",
+            "model.init_radius=0.15",
+            "cameras.resolution=[128, 128]",
+        ],
+    ),
     # the neural-SDF silhouette fit: 128x128, 8 views, 64 steps, width 64, depth 3, L = 6
     "mlp": (
         "airplane.toml",
