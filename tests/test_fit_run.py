@@ -330,11 +330,11 @@ def test_resume_without_checkpoint_is_a_clear_error(device, tmp_path):
 
 def test_nan_loss_stops_cleanly_with_the_last_good_state(device, tmp_path, monkeypatch):
     """A NaN loss at step 3 (a NaN mask sharpness in the schedule) ends the fit:
-    status diverged. Step 3 changes nothing, so the parameters kept are those
-    after step 2 (exactly those of a clean 2-step fit), with a log row for each
-    good step, and the outputs are written."""
+    status diverged. The parameters that gave the NaN (after 2 steps) are rolled
+    back to the last ones whose loss was finite (exactly those of a clean 1-step
+    fit), with a log row for each kept step, and the outputs are written."""
     scene = with_iterations(tiny_scene(), 5)  # the alpha schedule depends on the count
-    reference = _steps(scene, device, 2)
+    reference = _steps(scene, device, 1)
     real_alpha = fit_module.mask_alpha
 
     def mask_alpha_nan_at_3(scene, iteration):
@@ -343,15 +343,15 @@ def test_nan_loss_stops_cleanly_with_the_last_good_state(device, tmp_path, monke
     monkeypatch.setattr(fit_module, "mask_alpha", mask_alpha_nan_at_3)
     run_dir = tmp_path / "run"
     result = fit(scene, run_dir, device=device)
-    assert result.status is RunStatus.DIVERGED and result.iteration == 2
+    assert result.status is RunStatus.DIVERGED and result.iteration == 1
     assert "iteration 3" in result.reason and "nan" in result.reason
-    assert "kept the parameters of iteration 2" in result.reason
+    assert "kept the parameters of iteration 1" in result.reason
     state = checkpoint(run_dir)
-    assert int(state["iteration"]) == 2 and int(state["adam_t"]) == 2
+    assert int(state["iteration"]) == 1 and int(state["adam_t"]) == 1
     np.testing.assert_allclose(state["params"], reference, **param_tol(device))
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["status"] == "diverged" and "iteration 3" in metrics["reason"]
-    assert [int(r["iteration"]) for r in read_log(run_dir)[1]] == [1, 2]
+    assert [int(r["iteration"]) for r in read_log(run_dir)[1]] == [1]
     assert (run_dir / "mesh.ply").is_file() and (run_dir / "final_train.png").is_file()
     assert not hidden_files(tmp_path)
 
@@ -359,7 +359,7 @@ def test_nan_loss_stops_cleanly_with_the_last_good_state(device, tmp_path, monke
 def test_divergence_through_the_cli(device, tmp_path):
     """A learning rate of 1e30 sends the MLP's weights to 1e30 and its loss to
     NaN on the next step: exit code 1, one 'diverged' line, no traceback. The
-    parameters of step 1 (the last whose loss and gradient were finite) stay."""
+    update that made them is undone: the initial parameters stay."""
     run_dir = tmp_path / "run"
     result = cli(
         "fit", XYZ_SCENE, "--out", run_dir, "-n", "5", "--device", device,
@@ -370,9 +370,10 @@ def test_divergence_through_the_cli(device, tmp_path):
     lines = [line for line in result.output.splitlines() if "diverged" in line]
     assert len(lines) == 1 and lines[0].startswith("diverged:"), result.output
     assert "iteration 2" in " ".join(result.output.split())
-    assert "kept the parameters of iteration 1" in " ".join(result.output.split())
+    assert "kept the parameters of iteration 0" in " ".join(result.output.split())
     state = checkpoint(run_dir)
-    assert int(state["iteration"]) == 1 and np.isfinite(state["params"]).all()
+    assert int(state["iteration"]) == 0 and np.isfinite(state["params"]).all()
+    assert np.abs(state["params"]).max() < 100  # not the 1e30 weights
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["status"] == "diverged" and "iteration" in metrics["reason"]
     assert not hidden_files(tmp_path)

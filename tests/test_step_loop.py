@@ -266,6 +266,9 @@ def nan_alpha_at(monkeypatch, iteration: int) -> None:
 
 
 def test_divergence_inside_a_chunk_keeps_the_last_good_step(monkeypatch):
+    """A NaN loss at step 4 means the parameters step 3 produced are bad: step
+    3's update is undone and the fit keeps iteration 2, the last parameters
+    whose loss was finite (as the step-by-step fitter always did)."""
     scene = tiny_scene(SPHERES, iterations=8)
     reference = Fitter(scene, "cpu")
     good = [reference.step() for _ in range(2)]
@@ -274,23 +277,40 @@ def test_divergence_inside_a_chunk_keeps_the_last_good_step(monkeypatch):
 
     nan_alpha_at(monkeypatch, 3)  # step 4
     fitter = Fitter(scene, "cpu")
-    fitter.steps(2)
+    fitter.steps(1)
     with pytest.raises(DivergedError) as info:
         fitter.steps(5)
     err = info.value
-    assert str(err) == "the loss became nan at iteration 4; kept the parameters of iteration 3"
-    assert [r.iteration for r in err.records] == [3]
-    assert without_seconds(err.records[0]) == without_seconds(good[2])
-    assert fitter.iteration == err.iteration == 3
-    assert_same_state(reference, fitter)  # params, m, v and t of step 3
+    assert str(err) == "the loss became nan at iteration 4; kept the parameters of iteration 2"
+    assert [r.iteration for r in err.records] == [2]  # step 3 was undone
+    assert without_seconds(err.records[0]) == without_seconds(good[1])
+    assert fitter.iteration == err.iteration == 2
+    state = fitter.state()
+    for key in ("params", "adam_m", "adam_v", "adam_t"):
+        np.testing.assert_array_equal(state[key], after_two[key], err_msg=key)
 
     # a diverged fitter does nothing more until a state is loaded
     with pytest.raises(DivergedError, match="iteration 4"):
         fitter.step()
-    assert_same_state(reference, fitter)
     fitter.load_state(after_two)  # step 3's alpha is finite
     assert without_seconds(fitter.step()) == without_seconds(good[2])
     assert_same_state(reference, fitter)
+
+
+def test_divergence_undoes_the_last_step_of_the_previous_chunk(monkeypatch):
+    scene = tiny_scene(SPHERES, iterations=8)
+    reference = Fitter(scene, "cpu")
+    reference.steps(2)
+    after_two = reference.state()
+    nan_alpha_at(monkeypatch, 3)  # step 4, the first of the second chunk
+    fitter = Fitter(scene, "cpu")
+    fitter.steps(3)
+    with pytest.raises(DivergedError) as info:
+        fitter.steps(3)
+    assert info.value.records == [] and fitter.iteration == info.value.iteration == 2
+    assert "kept the parameters of iteration 2" in str(info.value)
+    np.testing.assert_array_equal(fitter.state()["params"], after_two["params"])
+    assert int(fitter.state()["adam_t"]) == 2
 
 
 def test_divergence_on_the_first_step_of_a_chunk(monkeypatch):
@@ -413,8 +433,9 @@ def test_fit_divergence_keeps_the_good_rows_of_the_chunk(tmp_path, monkeypatch):
         scene, tmp_path / "run", iterations=10, device="cpu", on_step=seen.append,
         write_outputs=False,
     )  # fmt: skip
-    assert result.status.value == "diverged" and result.iteration == 6
-    assert "at iteration 7; kept the parameters of iteration 6" in result.reason
-    assert [r.iteration for r in seen] == list(range(1, 7))
+    # step 6's update made the parameters step 7 found bad: it is undone
+    assert result.status.value == "diverged" and result.iteration == 5
+    assert "at iteration 7; kept the parameters of iteration 5" in result.reason
+    assert [r.iteration for r in seen] == list(range(1, 6))
     with open(tmp_path / "run" / "log.csv", newline="", encoding="utf-8") as fh:
-        assert [int(r["iteration"]) for r in csv.DictReader(fh)] == list(range(1, 7))
+        assert [int(r["iteration"]) for r in csv.DictReader(fh)] == list(range(1, 6))

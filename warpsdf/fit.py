@@ -9,10 +9,11 @@ One step (DESIGN §6), every part of it on the device:
      the parameters), the field at tetrahedron points around random eikonal
      samples, then the loss kernels (the mask sharpness read from a schedule);
   4. backward; a finiteness guard (a non-finite loss, field value or gradient
-     sets a device halt record, and from then on Adam does nothing, so the
-     parameters of the last good step stay); Adam with the scheduled learning
-     rate and its step count on the device; the step's statistics into a
-     history row.
+     sets a device halt record, and from then on Adam does nothing; the host
+     then undoes the update that made the parameters bad, from the backup Adam
+     keeps, so the parameters of the last step with a finite loss stay); Adam
+     with the scheduled learning rate and its step count on the device; the
+     step's statistics into a history row.
 
 Steps run in chunks (:meth:`Fitter.steps`). The host draws a chunk's random
 inputs up front (same numpy rng order as one step at a time), uploads them
@@ -786,10 +787,13 @@ class Fitter:
         (``seconds``: the chunk's wall time / k).
 
         Raises :class:`DivergedError` when a step's loss, field values or gradient
-        are not finite. That step and the rest of the chunk change nothing: the
-        parameters, Adam state and :attr:`iteration` stay those of the last good
-        step, and the error's ``records`` hold the chunk's good steps. A diverged
-        fitter refuses further steps until :meth:`load_state`.
+        are not finite. That step and the rest of the chunk change nothing, and
+        the update that produced the bad parameters is undone: the parameters,
+        Adam state and :attr:`iteration` go back to the last step whose loss was
+        finite (as far as this session reaches: a fit that diverges on its first
+        step keeps its start), and the error's ``records`` hold the chunk's kept
+        steps (the caller drops a row it already logged past ``iteration``). A
+        diverged fitter refuses further steps until :meth:`load_state`.
         """
         if k < 1:
             raise ValueError(f"steps({k}): expected k >= 1")
@@ -833,19 +837,24 @@ class Fitter:
         status = rows[self._capacity]
         halt = int(status[Status.HALT_ITERATION])
         if halt != NO_DIVERGENCE:
-            good = halt - 1 - first
-            self.iteration = halt - 1
+            # Step `halt` found the parameters of iteration halt - 1 non-finite-making:
+            # undo the update that produced them (step halt - 1, 0-based halt - 2)
+            # when it ran in this session, so the parameters of the last step
+            # whose loss was finite stay (iteration halt - 2).
+            kept = halt - 1
+            if halt >= 2 and int(self.optimizer.backup.numpy()[1]) == halt - 2:
+                self.optimizer.restore()
+                kept = halt - 2
+            self.iteration = kept
             problem = Problem(int(status[Status.HALT_PROBLEM]))
             if problem is Problem.LOSS:
-                what = f"the loss became {records[good].loss}"
+                what = f"the loss became {records[halt - 1 - first].loss}"
             elif problem is Problem.VALUES:
                 what = "the field's values became non-finite"
             else:
                 what = "the gradient became non-finite"
-            self._diverged = (
-                f"{what} at iteration {halt}; kept the parameters of iteration {halt - 1}"
-            )
-            raise DivergedError(self._diverged, records[:good], self.iteration)
+            self._diverged = f"{what} at iteration {halt}; kept the parameters of iteration {kept}"
+            raise DivergedError(self._diverged, records[: max(kept - first, 0)], kept)
         self.iteration = first + k
         return records
 

@@ -9,8 +9,11 @@ values of the captured step. Here both live in device arrays:
 * t is a one-element device counter, advanced by the step itself.
 
 A device halt record (written by the fit's finiteness guard) turns a step
-into a no-op: parameters, moments and t then keep the state of the last good
-step, with no copies made to roll back to.
+into a no-op. Each update that does run first saves the state it replaces
+(parameters, moments, t and the iteration) into backup arrays, in the same
+kernels, so when step N finds the parameters non-finite-making, :meth:`Adam.restore`
+goes back to the state before step N-1's update: the parameters of the last
+step whose loss was finite, as a diverged fit must keep.
 
 The maths is that of ``warp.optim.Adam`` (float32; beta1 0.9, beta2 0.999,
 eps 1e-8 by default), per parameter i:
@@ -44,6 +47,9 @@ def adam_step_kernel(
     params_out: wp.array(dtype=float),  # (P,) updated in place
     m_out: wp.array(dtype=float),  # (P,) first moment, gradient units, updated in place
     v_out: wp.array(dtype=float),  # (P,) second moment, gradient units^2, updated in place
+    backup_params_out: wp.array(dtype=float),  # (P,) params before this update
+    backup_m_out: wp.array(dtype=float),  # (P,) m before this update
+    backup_v_out: wp.array(dtype=float),  # (P,) v before this update
 ):
     """One thread per parameter (dim = P). Not differentiable. Reads t; the
     count is advanced afterwards by :func:`adam_count_kernel` (a thread here
@@ -51,6 +57,9 @@ def adam_step_kernel(
     i = wp.tid()
     if halt[0] != NO_DIVERGENCE:
         return
+    backup_params_out[i] = params_out[i]
+    backup_m_out[i] = m_out[i]
+    backup_v_out[i] = v_out[i]
     lr = lr_schedule[iteration[0]]
     t = float(step_count[0])
     g = grad[i]
@@ -64,10 +73,14 @@ def adam_step_kernel(
 @wp.kernel(enable_backward=False)
 def adam_count_kernel(
     halt: wp.array(dtype=int),  # (2,) halt[0] != NO_DIVERGENCE: do nothing
+    iteration: wp.array(dtype=int),  # (1,) 0-based iteration of this step
     step_count_out: wp.array(dtype=int),  # (1,) Adam's t, advanced by one
+    backup_out: wp.array(dtype=int),  # (2,) [t before this update, this step's iteration]
 ):
     """One thread (dim = 1), after :func:`adam_step_kernel`. Not differentiable."""
     if halt[0] == NO_DIVERGENCE:
+        backup_out[0] = step_count_out[0]
+        backup_out[1] = iteration[0]
         step_count_out[0] = step_count_out[0] + 1
 
 
@@ -91,6 +104,12 @@ class Adam:
         self.m = wp.zeros_like(params, requires_grad=False)
         self.v = wp.zeros_like(params, requires_grad=False)
         self.t = wp.zeros(1, dtype=int, device=d)
+        # the state the last update replaced (see the module docstring);
+        # backup[1] = -1 until an update has run
+        self._backup_params = wp.zeros_like(params, requires_grad=False)
+        self._backup_m = wp.zeros_like(params, requires_grad=False)
+        self._backup_v = wp.zeros_like(params, requires_grad=False)
+        self.backup = wp.array([0, -1], dtype=int, device=d)
 
     def step(
         self, grad: wp.array, lr_schedule: wp.array, iteration: wp.array, halt: wp.array
@@ -104,10 +123,26 @@ class Adam:
             inputs=[
                 grad, lr_schedule, iteration, self.t, halt, self.beta1, self.beta2, self.eps,
             ],
-            outputs=[self.params, self.m, self.v],
+            outputs=[
+                self.params, self.m, self.v, self._backup_params, self._backup_m, self._backup_v,
+            ],
             device=d,
         )  # fmt: skip
-        wp.launch(adam_count_kernel, dim=1, inputs=[halt], outputs=[self.t], device=d)
+        wp.launch(
+            adam_count_kernel,
+            dim=1,
+            inputs=[halt, iteration],
+            outputs=[self.t, self.backup],
+            device=d,
+        )
+
+    def restore(self) -> None:
+        """Undo the last update that ran: parameters, moments and t go back to
+        what it replaced (device copies; call only when ``backup[1] >= 0``)."""
+        wp.copy(self.params, self._backup_params)
+        wp.copy(self.m, self._backup_m)
+        wp.copy(self.v, self._backup_v)
+        wp.copy(self.t, self.backup, count=1)
 
     @property
     def step_count(self) -> int:
@@ -119,3 +154,4 @@ class Adam:
         self.m.assign(np.asarray(m, np.float32))
         self.v.assign(np.asarray(v, np.float32))
         self.t.assign(np.array([int(t)], np.int32))
+        self.backup.assign(np.array([0, -1], np.int32))  # nothing to undo
