@@ -41,6 +41,7 @@ def test_fit_benchmark_reports_split_work_and_floor(capsys):
         assert 1 <= line["march_evals_per_ray"] <= 64 + 4 * (4 + 1) + 4
         assert line["gflop_per_iteration"] > 0 and line["floor_ms"] > 0
         assert line["measured_over_floor"] > 1  # nothing beats the floor
+        assert line["profiled_ms_per_iteration"] > 0 and line["graph"] is False  # CPU default
     assert out["mlp"]["kernels"] == "tiled" and out["mlp"]["block_dim"] == 1  # the CPU default
     assert out["mlp"]["gflop_per_iteration"] > out["spheres"]["gflop_per_iteration"]
 

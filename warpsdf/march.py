@@ -62,7 +62,9 @@ def march_kernel(functions: FieldFunctions) -> wp.Kernel:
     field the same number of times, and loops end on block-uniform conditions
     (``block_any``). A thread whose ray is finished keeps evaluating at its last
     point and ignores the value. With ``block_dim`` 1 this is the plain
-    per-ray loop that stops as soon as its ray is done."""
+    per-ray loop that stops as soon as its ray is done. ``evals`` counts the
+    evaluations the ray itself needed, not the lockstep ones it idled through,
+    so the benchmarks' FLOP floor stays the algorithm's."""
     sdf = functions.sdf
     grad = functions.grad
     grad_cost = functions.grad_cost
@@ -85,7 +87,7 @@ def march_kernel(functions: FieldFunctions) -> wp.Kernel:
         min_sdf_out: wp.array(dtype=float),  # (R,) smallest SDF seen along the ray
         min_t_out: wp.array(dtype=float),  # (R,) distance where it was seen
         grad_dot_dir_out: wp.array(dtype=float),  # (R,) (raw grad f at the hit) . dir; 0 on a miss
-        evals_out: wp.array(dtype=int),  # (R,) SDF evaluations spent on the ray (work counting)
+        evals_out: wp.array(dtype=int),  # (R,) SDF evaluations the ray needed (work counting)
     ):
         """One thread per ray (dim = R rounded up to whole blocks; surplus threads
         march the last ray and write nothing). Not differentiable (runs outside
@@ -115,8 +117,8 @@ def march_kernel(functions: FieldFunctions) -> wp.Kernel:
             if block_any(active) == 0:
                 break
             f_new = sdf(params, meta, o + d * t)
-            evals += 1
             if active == 1:
+                evals += 1
                 f = f_new
                 if f < min_sdf:
                     min_sdf = f
@@ -136,12 +138,12 @@ def march_kernel(functions: FieldFunctions) -> wp.Kernel:
                 t_new = t - f / slope
                 ok = hit == 1 and t_new >= t_enter and t_new <= t_far
                 f_new = sdf(params, meta, o + d * wp.where(ok, t_new, t))
-                evals += grad_cost + 1
+                evals += hit * (grad_cost + 1)
                 if ok and wp.abs(f_new) < wp.abs(f):
                     t = t_new
                     f = f_new
             g = grad(params, meta, o + d * t)
-            evals += grad_cost
+            evals += hit * grad_cost
             if hit == 1:
                 if tid < count:
                     x = o + d * t

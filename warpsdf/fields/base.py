@@ -59,6 +59,12 @@ class FieldFunctions:
     block_dim: int = 1
     block_any: wp.Function = thread_any
 
+    @property
+    def collective(self) -> bool:
+        """Whether the kind's functions work a block at a time (tile code): its
+        kernels must launch with exactly ``block_dim`` threads per block."""
+        return self.block_any is not thread_any
+
     def launch_dim(self, count: int) -> int:
         """Threads to launch for ``count`` items: a whole number of blocks."""
         b = self.block_dim
@@ -76,7 +82,7 @@ class FieldFunctions:
             inputs=[count, *inputs],
             outputs=outputs,
             device=device,
-            block_dim=self.block_dim if self.block_dim > 1 else None,
+            block_dim=self.block_dim if self.collective else None,
             record_tape=record_tape,
         )
 

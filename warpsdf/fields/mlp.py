@@ -243,12 +243,25 @@ class MLPField(Field):
         from warpsdf.fields import mlp_tiled  # (it builds on this module)
 
         bucket = mlp_tiled.width_bucket(self.width)
+        too_big = ""
+        if bucket is not None and self.device.is_cuda:
+            need = mlp_tiled.TILE_SHARED_BYTES[bucket]
+            have = self.device.max_shared_memory_per_block
+            if need > have:
+                too_big = (
+                    f"the tiled MLP kernels for width {self.width} need {need} bytes of shared "
+                    f"memory per block; {self.device.name} has {have}"
+                )
+                if kernels is MLPKernels.AUTO:
+                    bucket = None  # the scalar kernels
         if kernels is MLPKernels.AUTO:
             # tiled on the CPU too: with one thread per block it is still 1.5-3x
             # faster than the scalar kernels there (BENCHMARKS.md)
             kernels = MLPKernels.SCALAR if bucket is None else MLPKernels.TILED
         if kernels is MLPKernels.SCALAR:
             return kernels
+        if too_big:
+            raise ValueError(f"{too_big} (use the scalar kernels)")
         if bucket is None:
             raise ValueError(
                 f"the tiled MLP kernels take widths up to {mlp_tiled.TILE_WIDTHS[-1]}, "
@@ -256,6 +269,8 @@ class MLPField(Field):
             )
         if block_dim is None:
             block_dim = mlp_tiled.CUDA_TILE_BLOCK if self.device.is_cuda else 1
+        if self.device.is_cuda and block_dim % 32:
+            raise ValueError(f"tiled MLP block_dim on a GPU must be whole warps, got {block_dim}")
         cpu_blocks = self.device.is_cpu and not wp.config.enable_cpu_blocks
         if block_dim < 1 or (block_dim > 1 and cpu_blocks):
             raise ValueError(

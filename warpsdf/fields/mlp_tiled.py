@@ -41,11 +41,15 @@ TILE_INPUTS = 64
 assert 3 + 6 * MAX_FREQUENCIES < TILE_INPUTS
 # Width buckets: a width runs in the smallest bucket that holds it. Wider
 # networks use the scalar kernels: at 128 the tiles of the backward outgrow a
-# block's shared memory (Warp's 256 KiB CPU arena overflowed; a GPU block has
-# at most 227 KiB).
+# block's shared memory (Warp's 256 KiB CPU arena overflowed).
 TILE_WIDTHS = (32, 64)
 # Threads (points) per block on the GPU.
 CUDA_TILE_BLOCK = 32
+# Shared memory per block the largest tiled kernel (the backward) needs at
+# CUDA_TILE_BLOCK, by width bucket, read from Warp 1.19's generated CUDA code
+# (the march and evaluation need 66,176 and 33,152 bytes). An H100/H200 block
+# may have 227 KiB; an A100 163 KiB; sm_86/89 cards 99 KiB.
+TILE_SHARED_BYTES = {32: 82_944, 64: 190_208}
 # The bias of padded units: softplus(PAD_BIAS) and its slope are exactly 0 in float32.
 PAD_BIAS = -1.0e4
 
@@ -162,6 +166,11 @@ def tile_features(x: wp.vec3, frequencies: int) -> vec_tile_inputs:
 
 
 @wp.func
+def same_int(v: int) -> int:
+    return v
+
+
+@wp.func
 def softplus_fixed(z: float) -> float:
     return softplus(z, SOFTPLUS_BETA)
 
@@ -255,8 +264,11 @@ def tiled_functions(width_p: int, block_dim: int) -> FieldFunctions:
 
     @wp.func
     def block_any_tiled(flag: int) -> int:
-        """Non-zero on every thread of the block when ``flag`` is on any (collective)."""
-        return wp.tile_extract(wp.tile_sum(wp.tile(flag)), 0)
+        """Non-zero on every thread of the block when ``flag`` is on any (collective).
+        The sum goes through a register tile: extracting from it synchronises the
+        block, so the next collective call cannot overwrite the shared sum while a
+        later warp still reads it (a race with blocks of more than one warp)."""
+        return wp.tile_extract(wp.tile_map(same_int, wp.tile_sum(wp.tile(flag))), 0)
 
     return FieldFunctions(
         f"mlp_tiled_w{WP}_b{B}",
