@@ -403,8 +403,8 @@ def fit(
 ) -> None:
     """Fit the scene's model to its target, with a live progress table, and fill
     the run folder (checkpoint, log, metrics, loss plot, GIF, renders, mesh).
-    Steps run in chunks of at most log_every between readbacks; Ctrl-C stops at
-    the end of the current chunk and saves; --resume continues."""
+    Steps run in chunks (at most log_every steps, about 2 s) between readbacks;
+    Ctrl-C stops at the end of the current chunk and saves; --resume continues."""
     import signal
     from collections import deque
 

@@ -439,3 +439,22 @@ def test_fit_divergence_keeps_the_good_rows_of_the_chunk(tmp_path, monkeypatch):
     assert [r.iteration for r in seen] == list(range(1, 6))
     with open(tmp_path / "run" / "log.csv", newline="", encoding="utf-8") as fh:
         assert [int(r["iteration"]) for r in csv.DictReader(fh)] == list(range(1, 6))
+
+
+def test_slow_steps_make_short_chunks(tmp_path, monkeypatch):
+    """Once a chunk has measured the step time, chunks are cut to about
+    CHUNK_SECONDS so that should_stop (Ctrl-C) is polled promptly."""
+    import warpsdf.run as run_module
+
+    monkeypatch.setattr(run_module, "CHUNK_SECONDS", 1e-9)  # every step is "slow"
+    chunks = []
+    real_steps = Fitter.steps
+
+    def steps(self, k):
+        chunks.append(k)
+        return real_steps(self, k)
+
+    monkeypatch.setattr(Fitter, "steps", steps)
+    scene = load_scene(SCENES / SPHERES[0], [*TINY, "output.log_every=5"])
+    fit(scene, tmp_path / "run", iterations=8, device="cpu", write_outputs=False)
+    assert chunks == [5, 1, 1, 1]

@@ -220,6 +220,11 @@ class _Run:
             tmp.write_text(json.dumps(clean, indent=2, allow_nan=False) + "\n", encoding="utf-8")
 
 
+# A chunk of steps runs for at most about this long once the step time is known
+# (should_stop, i.e. Ctrl-C, is polled between chunks).
+CHUNK_SECONDS = 2.0
+
+
 def chunk_length(done: int, total: int, every: tuple[int, ...]) -> int:
     """Steps from iteration ``done`` to the next multiple of any of ``every``,
     or to ``total``, whichever comes first (at least 1)."""
@@ -247,7 +252,8 @@ def fit(
     every multiple of ``output.log_every``, ``snapshot_every`` and
     ``checkpoint_every`` (see :func:`chunk_length`). ``on_step`` sees every
     step's record, at the end of its chunk; ``should_stop`` is polled after
-    each chunk (Ctrl-C in the CLI): the fit then saves a checkpoint and returns
+    each chunk (Ctrl-C in the CLI; chunks are cut to about ``CHUNK_SECONDS``
+    once the step time is known): the fit then saves a checkpoint and returns
     with status ``interrupted``. A NaN or infinite loss, field value or gradient
     ends it with status ``diverged``, the parameters of the last good step and
     a log row for every good step.
@@ -280,14 +286,19 @@ def fit(
         start = time.perf_counter()
         out = scene.output
         every = (out.log_every, out.snapshot_every, out.checkpoint_every)
+        step_seconds = 0.0  # measured by the last chunk
         while fitter.iteration < scene.optim.iterations:
             done = fitter.iteration
             k = chunk_length(done, scene.optim.iterations, every)
+            if step_seconds > 0.0:  # slow steps: shorter chunks, so Ctrl-C stays prompt
+                k = max(1, min(k, int(CHUNK_SECONDS / step_seconds)))
             diverged: DivergedError | None = None
             try:
                 records = fitter.steps(k)
             except DivergedError as err:
                 records, diverged = err.records, err
+            if records:
+                step_seconds = records[-1].seconds
             for record in records:
                 run.rows.append(record.row())
                 if on_step is not None:

@@ -255,7 +255,7 @@ class MLPField(Field):
                 if kernels is MLPKernels.AUTO:
                     bucket = None  # the scalar kernels
         if kernels is MLPKernels.AUTO:
-            # tiled on the CPU too: with one thread per block it is still 1.5-3x
+            # tiled on the CPU too: with one thread per block it is still 2.5x
             # faster than the scalar kernels there (BENCHMARKS.md)
             kernels = MLPKernels.SCALAR if bucket is None else MLPKernels.TILED
         if kernels is MLPKernels.SCALAR:
