@@ -144,16 +144,20 @@ def bench_fit(
     """One fit benchmark line. The headline time is one chunk of ``iterations``
     steps as a fit runs them (no readback inside, graph replay on CUDA), after a
     warm-up chunk (compilation, capture); the per-phase split and the work
-    counts come from a second, profiled pass (synchronised phases, no graph)."""
+    counts come from a second, profiled pass over the same steps (the state is
+    restored in between; synchronised phases, no graph), since the work per
+    step changes as the field does."""
     scene_file, overrides = FIT_CASES[case]
     scene = load_scene(SCENES / scene_file, [*overrides, "optim.iterations=100000", *(extra or [])])
     fitter = Fitter(scene, device)
     fitter.steps(iterations)  # compile, capture, warm up
+    before = fitter.state()
     wp.synchronize_device(device)
     start = time.perf_counter()
     fitter.steps(iterations)
     wp.synchronize_device(device)
     seconds = (time.perf_counter() - start) / iterations
+    fitter.load_state(before)  # the profiled pass replays the same steps
     fitter.profile = True
     phases: dict[str, list[float]] = {}
     evals = []
