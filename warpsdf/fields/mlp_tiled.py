@@ -249,13 +249,17 @@ def tiled_functions(width_p: int, block_dim: int) -> FieldFunctions:
             for _k in range(layer - 1):
                 a_prev = wp.tile_map(softplus_fixed, hidden_z(params, off, a_prev))
                 off = off + WW + WP
-            z = hidden_z(params, off, a_prev)
+            # layer l's W, loaded once for z and for the gradient passed down
+            w = wp.tile_reshape(wp.tile_load(params, shape=(WW,), offset=(off,)), shape=(WP, WP))
+            b = wp.tile_load(params, shape=(WP,), offset=(off + WW,))
+            z = wp.tile_matmul(w, a_prev) + wp.tile_broadcast(
+                wp.tile_reshape(b, shape=(WP, 1)), shape=(WP, B)
+            )
             dz = wp.tile_map(gate, g, z)  # (WP, B): dL/d z
             d_w = wp.tile_matmul(dz, wp.tile_transpose(a_prev))  # (WP, WP)
             wp.tile_atomic_add(grad_params, wp.tile_reshape(d_w, shape=(WW,)), offset=(off,))
             d_b = wp.tile_matmul(dz, ones)  # (WP, 1)
             wp.tile_atomic_add(grad_params, wp.tile_reshape(d_b, shape=(WP,)), offset=(off + WW,))
-            w = wp.tile_reshape(wp.tile_load(params, shape=(WW,), offset=(off,)), shape=(WP, WP))
             g = wp.tile_matmul(wp.tile_transpose(w), dz)
         # first layer (b0 is W0's last column, fed by the constant feature)
         dz0 = wp.tile_map(gate, g, z0)
