@@ -14,6 +14,10 @@ The parameter gradient is written by hand (backward through the layers, one
 atomic add per weight and point); the spatial gradient is the tetrahedral
 finite difference of the field (``fd_gradient``), which the eikonal term of
 the fit also uses, so no double backward is needed.
+
+These are the scalar kernels (one point per thread). Widths up to 64 run by
+default on the tiled kernels of :mod:`warpsdf.fields.mlp_tiled` (the same
+network, a block of points per tile product); :class:`MLPField` picks them.
 """
 
 from __future__ import annotations
