@@ -218,6 +218,30 @@ def test_graph_replay_matches_launches(case):
     assert [without_seconds(r) for r in a] == [without_seconds(r) for r in b]
 
 
+def test_graph_is_recaptured_when_chunks_or_the_schedule_grow():
+    """A chunk longer than the staging capacity (16 slots at first) and steps past
+    the planned iterations (a longer schedule) drop the captured graph; the new
+    capture must replay exactly what plain launches do, and a resumed state
+    (load_state writes in place) must keep using a valid graph."""
+    scene = tiny_scene(SPHERES, iterations=5)
+    plain = Fitter(scene, "cpu", use_graph=False)
+    graphed = Fitter(scene, "cpu", use_graph=True)
+    for k in (3, 20, 4):  # 20: capacity grows; 27 steps run past the 5 planned
+        a, b = plain.steps(k), graphed.steps(k)
+        assert [without_seconds(r) for r in a] == [without_seconds(r) for r in b]
+        assert_same_state(plain, graphed)
+    assert graphed._capacity >= 20 and graphed._schedule_length >= 27
+    state = plain.state()
+    plain.steps(2)
+    graphed.steps(5)  # moves on, then goes back to the same state as plain had
+    graphed.load_state(state)
+    plain.load_state(state)
+    assert [without_seconds(r) for r in plain.steps(3)] == [
+        without_seconds(r) for r in graphed.steps(3)
+    ]
+    assert_same_state(plain, graphed)
+
+
 def test_state_round_trip_continues_the_trajectory():
     scene = tiny_scene(MLP_SHAKEN, iterations=6)
     straight = Fitter(scene, "cpu")
