@@ -33,7 +33,7 @@ import functools
 import warp as wp
 
 from warpsdf.fields.base import FieldFunctions, fd_gradient
-from warpsdf.fields.mlp import SOFTPLUS_BETA, softplus, softplus_slope
+from warpsdf.fields.mlp import SOFTPLUS_BETA, fourier_features, softplus, softplus_slope
 from warpsdf.limits import MAX_FREQUENCIES
 
 # Padded input features: 3 + 6 * MAX_FREQUENCIES = 63 real ones, then a constant 1.
@@ -147,20 +147,10 @@ def unpack_grad_kernel(
 def tile_features(x: wp.vec3, frequencies: int) -> vec_tile_inputs:
     """The Fourier features of :func:`warpsdf.fields.mlp.fourier_features`,
     zero-padded, with a constant 1 last (it multiplies b0)."""
+    real = fourier_features(x, frequencies)
     feat = vec_tile_inputs()
-    feat[0] = x[0]
-    feat[1] = x[1]
-    feat[2] = x[2]
-    omega = float(wp.pi)
-    for k in range(frequencies):
-        base = 3 + 6 * k
-        feat[base + 0] = wp.sin(omega * x[0])
-        feat[base + 1] = wp.sin(omega * x[1])
-        feat[base + 2] = wp.sin(omega * x[2])
-        feat[base + 3] = wp.cos(omega * x[0])
-        feat[base + 4] = wp.cos(omega * x[1])
-        feat[base + 5] = wp.cos(omega * x[2])
-        omega = omega * 2.0
+    for i in range(3 + 6 * frequencies):
+        feat[i] = real[i]
     feat[TILE_INPUTS - 1] = 1.0
     return feat
 
