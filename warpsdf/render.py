@@ -127,9 +127,10 @@ def trace_camera(source, camera: Camera, config: MarchConfig) -> RayHits:
 def trace_cameras(
     source, cameras: list[Camera], config: MarchConfig
 ) -> list[dict[str, np.ndarray]]:
-    """Trace several cameras in one launch; per camera the per-ray results
+    """Trace several cameras in one launch; per camera ``hit_t`` and ``points``
     (see :class:`RayHits`) as numpy arrays of H * W rows."""
-    hits = trace(source, *_camera_rays(cameras, source.device), config).numpy()
+    traced = trace(source, *_camera_rays(cameras, source.device), config)
+    hits = {"hit_t": traced.hit_t.numpy(), "points": traced.points.numpy()}
     out, start = [], 0
     for cam in cameras:
         end = start + cam.num_rays

@@ -13,6 +13,7 @@ checks as the file.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import json
@@ -354,7 +355,7 @@ def scene_from_dict(
     overrides: list[str] | tuple[str, ...] = (),
 ) -> Scene:
     """Validate a parsed scene (e.g. from a sweep) against the schema."""
-    raw = _deep_copy(raw)
+    raw = copy.deepcopy(raw)
     for item in overrides:
         apply_override(raw, item)
     source = Path(source)
@@ -588,14 +589,6 @@ def _suggest(word: Any, choices: Any) -> str:
 
 def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
-
-
-def _deep_copy(raw: Any) -> Any:
-    if isinstance(raw, dict):
-        return {k: _deep_copy(v) for k, v in raw.items()}
-    if isinstance(raw, list):
-        return [_deep_copy(v) for v in raw]
-    return raw
 
 
 def _resolve_defaults(scene: Scene, source: Path) -> Scene:

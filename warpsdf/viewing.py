@@ -46,7 +46,7 @@ class ViewRequest:
 
 def _apply_lens(camera: Camera, request: ViewRequest) -> Camera:
     if request.resolution is not None:
-        camera = replace(camera, width=request.resolution[0], height=request.resolution[1])
+        camera = camera.with_resolution(*request.resolution)
     if request.fov_deg is not None:
         camera = replace(camera, fov_deg=request.fov_deg)
     return camera

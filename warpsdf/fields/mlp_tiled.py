@@ -34,7 +34,7 @@ import warp as wp
 
 from warpsdf.fields.base import FieldFunctions, fd_gradient
 from warpsdf.fields.mlp import SOFTPLUS_BETA, fourier_features, softplus, softplus_slope
-from warpsdf.limits import MAX_FREQUENCIES
+from warpsdf.limits import MAX_FREQUENCIES, MAX_TILED_WIDTH
 
 # Padded input features: 3 + 6 * MAX_FREQUENCIES = 63 real ones, then a constant 1.
 TILE_INPUTS = 64
@@ -42,7 +42,7 @@ assert 3 + 6 * MAX_FREQUENCIES < TILE_INPUTS
 # Width buckets: a width runs in the smallest bucket that holds it. Wider
 # networks use the scalar kernels: at 128 the tiles of the backward outgrow a
 # block's shared memory (Warp's 256 KiB CPU arena overflowed).
-TILE_WIDTHS = (32, 64)
+TILE_WIDTHS = (32, MAX_TILED_WIDTH)
 # Threads (points) per block on the GPU.
 CUDA_TILE_BLOCK = 32
 # Shared memory per block the largest tiled kernel (the backward) needs at

@@ -34,6 +34,17 @@ def min_sphere_distance(params: wp.array(dtype=float), n: int, x: wp.vec3) -> fl
 
 
 @wp.func
+def _softmax_total(params: wp.array(dtype=float), meta: wp.array(dtype=float), x: wp.vec3,
+                   m: float) -> float:  # fmt: skip
+    k = meta[1]
+    total = float(0.0)
+    if k > 0.0:
+        for s in range(int(meta[0])):
+            total += wp.exp(-(sphere_distance(params, s, x) - m) / k)
+    return total
+
+
+@wp.func
 def sdf_spheres(params: wp.array(dtype=float), meta: wp.array(dtype=float), x: wp.vec3) -> float:
     """Smooth minimum of the sphere distances (world units)."""
     n = int(meta[0])
@@ -41,10 +52,7 @@ def sdf_spheres(params: wp.array(dtype=float), meta: wp.array(dtype=float), x: w
     m = min_sphere_distance(params, n, x)
     if k <= 0.0:
         return m
-    total = float(0.0)
-    for s in range(n):
-        total += wp.exp(-(sphere_distance(params, s, x) - m) / k)
-    return m - k * wp.log(total)
+    return m - k * wp.log(_softmax_total(params, meta, x, m))
 
 
 @wp.func
@@ -56,17 +64,6 @@ def sphere_weight(params: wp.array(dtype=float), meta: wp.array(dtype=float), s:
     if k <= 0.0:
         return wp.where(d == m, 1.0, 0.0)
     return wp.exp(-(d - m) / k) / total
-
-
-@wp.func
-def _softmax_total(params: wp.array(dtype=float), meta: wp.array(dtype=float), x: wp.vec3,
-                   m: float) -> float:  # fmt: skip
-    k = meta[1]
-    total = float(0.0)
-    if k > 0.0:
-        for s in range(int(meta[0])):
-            total += wp.exp(-(sphere_distance(params, s, x) - m) / k)
-    return total
 
 
 @wp.func
