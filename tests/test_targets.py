@@ -466,6 +466,17 @@ def test_cameras_json_bad_values(image_folder, key, value, words):
     assert str(image_folder) in str(err.value)
 
 
+@pytest.mark.parametrize("offset", [0.0, 1e-9])  # exactly, and to rounding, the same
+def test_cameras_json_eye_on_target(image_folder, offset):
+    def put_eye_on_target(cams):
+        cams[0]["eye"] = [t + offset for t in cams[0]["target"]]
+
+    edit_cameras(image_folder, put_eye_on_target)
+    with pytest.raises(InputFileError, match=r"cameras\[0\]: camera eye and target") as err:
+        load_image_views(image_folder)
+    assert str(image_folder) in str(err.value)
+
+
 @pytest.mark.parametrize("name", ["mask_002.png", "xyz_002.png", "depth_002.npy"])
 def test_image_size_differs_from_its_camera(image_folder, name):
     folder = image_folder.parent

@@ -55,12 +55,13 @@ def read_cameras(path: str | Path) -> list[tuple[Camera, dict[str, Path]]]:
             v = entry[key]
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
                 raise InputFileError(f"{where}.{key}: expected a positive integer, got {v!r}")
-        if entry["eye"] == entry["target"]:
-            raise InputFileError(f"{where}: eye and target are the same point")
-        camera = Camera(
-            tuple(map(float, entry["eye"])), tuple(map(float, entry["target"])),
-            tuple(map(float, entry["up"])), float(fov), entry["width"], entry["height"],
-        )  # fmt: skip
+        try:  # Camera's own checks (e.g. eye and target the same point)
+            camera = Camera(
+                tuple(map(float, entry["eye"])), tuple(map(float, entry["target"])),
+                tuple(map(float, entry["up"])), float(fov), entry["width"], entry["height"],
+            )  # fmt: skip
+        except ValueError as err:
+            raise InputFileError(f"{where}: {err}") from None
         files: dict[str, Path] = {}
         for key in _IMAGE_FIELDS:
             if entry.get(key) is None:
