@@ -16,7 +16,10 @@ import warp as wp
 
 wp.config.log_level = wp.LOG_WARNING
 
+from warpsdf.cli.main import parse_resolution  # noqa: E402
+
 from warpsdf.bench import RENDER_CASES, bench_render, devices  # noqa: E402
+from warpsdf.errors import WarpsdfError  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,10 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--case", choices=sorted(RENDER_CASES), action="append")
     args = parser.parse_args(argv)
     try:
-        width, _, height = args.resolution.partition("x")
-        width, height = int(width), int(height or width)
-    except ValueError:
-        parser.error(f"--resolution: expected N or WxH, got {args.resolution!r}")
+        width, height = parse_resolution(args.resolution)
+    except WarpsdfError as err:
+        parser.error(str(err))
     for device in devices(args.device):
         for case in args.case or sorted(RENDER_CASES):
             line = bench_render(case, device, width, height, args.repeat)

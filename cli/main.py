@@ -99,7 +99,9 @@ def main(
     """warpsdf: fit SDFs to images and render them."""
 
 
-def _parse_resolution(text: str | None) -> tuple[int, int] | None:
+def parse_resolution(text: str | None) -> tuple[int, int] | None:
+    """``--resolution`` text (N or WxH) -> (width, height); None stays None.
+    Also used by ``python -m benchmarks.render``."""
     if text is None:
         return None
     m = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+))?\s*", text)
@@ -304,7 +306,7 @@ def render(
         choices = ", ".join(m.value for m in RenderMode)
         raise WarpsdfError(f"--mode {mode!r}: expected one of {choices}") from None
     request = ViewRequest(
-        resolution=_parse_resolution(resolution), azimuth_deg=azimuth, elevation_deg=elevation,
+        resolution=parse_resolution(resolution), azimuth_deg=azimuth, elevation_deg=elevation,
         distance=distance, fov_deg=fov,
     )  # fmt: skip
     request.check()
@@ -648,7 +650,6 @@ def bench(
     import json
 
     from warpsdf.bench import FIT_CASES, RENDER_CASES, bench_fit, bench_render, devices
-    from warpsdf.device import resolve_device
 
     known = [f"render:{c}" for c in RENDER_CASES] + [f"fit:{c}" for c in FIT_CASES]
     chosen = case or known
@@ -657,8 +658,8 @@ def bench(
             raise WarpsdfError(f"--case {c!r}: expected one of {', '.join(known)}")
     if iterations <= 0:
         raise WarpsdfError(f"--iterations {iterations}: expected a value > 0")
-    width, height = _parse_resolution(resolution)
-    targets = devices("all") if device == "all" else [resolve_device(device)]
+    width, height = parse_resolution(resolution)
+    targets = devices(device)
     for dev in targets:
         for c in chosen:
             kind, name = c.split(":")

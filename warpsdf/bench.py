@@ -21,6 +21,7 @@ import numpy as np
 import warp as wp
 
 from warpsdf.camera import camera_from_angles
+from warpsdf.device import resolve_device
 from warpsdf.fields.mlp import MLPField, num_inputs
 from warpsdf.fields.spheres import SphereSetField
 from warpsdf.fit import Fitter, make_field
@@ -80,11 +81,12 @@ RENDER_CASES: dict[str, tuple[str, list[str], str]] = {
 
 
 def devices(choice: str = "all") -> list[str]:
-    """``all``: the CPU plus the first CUDA device if there is one."""
+    """``all``: the CPU plus the first CUDA device if there is one; otherwise
+    the one device ``choice`` names, checked (see :func:`resolve_device`)."""
     wp.init()
     if choice == "all":
         return ["cpu"] + (["cuda:0"] if wp.get_cuda_device_count() else [])
-    return [choice]
+    return [resolve_device(choice)]
 
 
 def device_name(device: str) -> str:
