@@ -434,6 +434,8 @@ class _Staging:
         self.row_size = int(np.prod(shape[1:], dtype=np.int64))
 
     def upload(self, rows: int) -> None:
+        if rows > self.device_array.shape[0]:
+            raise ValueError(f"upload of {rows} rows into {self.device_array.shape[0]}")
         if self.host_array is not self.device_array:
             wp.copy(self.device_array, self.host_array, count=rows * self.row_size)
 
@@ -659,8 +661,14 @@ class Fitter:
                     / np.linalg.norm(v, axis=1, keepdims=True)
                 )
                 points[s] = (v[:, None, :] + self._tetra[None]).reshape(-1, 3)
-        for staged in (self._frames, self._index, self._eik_all):
-            staged.upload(k)
+        # only what this fit uses: the others are 1-row placeholders (a k-row
+        # copy from one would overrun it)
+        if self._shaken:
+            self._frames.upload(k)
+        if self._batched:
+            self._index.upload(k)
+        if self.w_eikonal > 0.0:
+            self._eik_all.upload(k)
 
     def _start_chunk(self) -> None:
         wp.launch(
