@@ -39,7 +39,7 @@ from warpsdf.camera import Camera, jitter_cameras, rays_for
 from warpsdf.errors import WarpsdfError
 from warpsdf.fields.base import FD_GRADIENT_STEP, TETRAHEDRON, Field, evaluate
 from warpsdf.fields.mlp import MLPField, geometric_init, num_params
-from warpsdf.fields.spheres import SphereSetField, grid_centers, random_centers
+from warpsdf.fields.spheres import SPHERE_RECORD, SphereSetField, grid_centers, random_centers
 from warpsdf.losses import (
     NUM_TERMS,
     TERM_NAMES,
@@ -84,20 +84,19 @@ def make_field(scene: Scene, rng: np.random.Generator, device=None) -> Field:
             centers = random_centers(m.count, half, rng)
         else:
             centers = grid_centers(m.count, half)
-        radii = np.full(m.count, m.init_radius)
-        return SphereSetField(centers, radii, m.smooth_k, device=device)
-    params = geometric_init(m.fourier_frequencies, m.hidden, m.layers, m.init_radius, rng)
-    return MLPField(
-        params, m.fourier_frequencies, m.hidden, m.layers, device=device, kernels=m.kernels
-    )
+        params = np.column_stack([centers, np.full(m.count, m.init_radius)])
+    else:
+        params = geometric_init(m.fourier_frequencies, m.hidden, m.layers, m.init_radius, rng)
+    return field_from_params(scene, params, device)
 
 
 def field_from_params(scene: Scene, params: np.ndarray, device=None) -> Field:
-    """Rebuild a fitted field from its flat parameters (a checkpoint)."""
+    """The scene's model with these flat parameters (its initial state, or a
+    checkpoint's)."""
     m = scene.model
     params = np.asarray(params, np.float32).reshape(-1)
     expected = (
-        4 * m.count
+        SPHERE_RECORD * m.count
         if m.kind is ModelKind.SPHERES
         else num_params(m.fourier_frequencies, m.hidden, m.layers)
     )
@@ -107,18 +106,23 @@ def field_from_params(scene: Scene, params: np.ndarray, device=None) -> Field:
             f"needs {expected} (was it edited?)"
         )
     if m.kind is ModelKind.SPHERES:
-        p = params.reshape(-1, 4)
+        p = params.reshape(-1, SPHERE_RECORD)
         return SphereSetField(p[:, :3], p[:, 3], m.smooth_k, device=device)
     return MLPField(
         params, m.fourier_frequencies, m.hidden, m.layers, device=device, kernels=m.kernels
     )
 
 
+def _progress(scene: Scene, iteration: int) -> float:
+    """How far through the planned iterations ``iteration`` (0-based) is, in [0, 1]."""
+    return min(iteration / max(scene.optim.iterations - 1, 1), 1.0)
+
+
 def learning_rate(scene: Scene, iteration: int) -> float:
     """The scheduled learning rate at ``iteration`` (0-based)."""
     o = scene.optim
     if o.schedule is Schedule.COSINE:
-        progress = min(iteration / max(o.iterations - 1, 1), 1.0)
+        progress = _progress(scene, iteration)
         floor = o.lr * o.lr_final_ratio
         return floor + 0.5 * (o.lr - floor) * (1.0 + math.cos(math.pi * progress))
     if o.schedule is Schedule.STEP:
@@ -129,8 +133,7 @@ def learning_rate(scene: Scene, iteration: int) -> float:
 def mask_alpha(scene: Scene, iteration: int) -> float:
     """Soft-mask sharpness, annealed geometrically from start to end."""
     a0, a1 = scene.optim.mask_alpha
-    progress = min(iteration / max(scene.optim.iterations - 1, 1), 1.0)
-    return a0 * (a1 / a0) ** progress
+    return a0 * (a1 / a0) ** _progress(scene, iteration)
 
 
 # --------------------------------------------------------------- step kernels
@@ -170,8 +173,6 @@ class Status(IntEnum):
 
     HALT_ITERATION = 0  # 1-based iteration of the first bad step, or NO_DIVERGENCE
     HALT_PROBLEM = 1  # a Problem, or NO_DIVERGENCE
-    ADAM_T = 2  # Adam's step count after the chunk
-    ITERATION = 3  # the device iteration counter after the chunk
 
 
 @wp.kernel(enable_backward=False)
@@ -334,8 +335,6 @@ def step_stats_kernel(
 def pack_history_kernel(
     counts: wp.array2d(dtype=int),  # (K, 3) per-step counts
     halt: wp.array(dtype=int),  # (2,) the guard's record
-    step_count: wp.array(dtype=int),  # (1,) Adam's t
-    iteration: wp.array(dtype=int),  # (1,) the device iteration counter
     history_out: wp.array2d(dtype=wp.float64),  # (K + 1, HISTORY_COLUMNS)
 ):
     """One thread per history row (dim = K), once per chunk, so that one copy
@@ -349,8 +348,6 @@ def pack_history_kernel(
         k = counts.shape[0]
         history_out[k, int(Status.HALT_ITERATION)] = wp.float64(halt[0])
         history_out[k, int(Status.HALT_PROBLEM)] = wp.float64(halt[1])
-        history_out[k, int(Status.ADAM_T)] = wp.float64(step_count[0])
-        history_out[k, int(Status.ITERATION)] = wp.float64(iteration[0])
 
 
 # ---------------------------------------------------------------- the driver
@@ -834,7 +831,7 @@ class Fitter:
         wp.launch(
             pack_history_kernel,
             dim=self._capacity,
-            inputs=[self._counts, self._halt, self.optimizer.t, self._iteration],
+            inputs=[self._counts, self._halt],
             outputs=[self._history.device_array],
             device=self.device,
         )

@@ -287,6 +287,7 @@ def fit(
         out = scene.output
         every = (out.log_every, out.snapshot_every, out.checkpoint_every)
         step_seconds = 0.0  # measured by the last chunk
+        saved_at = -1  # the iteration of the last checkpoint written
         while fitter.iteration < scene.optim.iterations:
             done = fitter.iteration
             k = chunk_length(done, scene.optim.iterations, every)
@@ -312,11 +313,13 @@ def fit(
                 run.snapshot()
             if done % out.checkpoint_every == 0:
                 run.save_checkpoint()
+                saved_at = done
             if should_stop is not None and should_stop():
                 if done < scene.optim.iterations:
                     status, reason = RunStatus.INTERRUPTED, f"stopped after iteration {done}"
                 break
-        run.save_checkpoint()
+        if fitter.iteration != saved_at or status is RunStatus.DIVERGED:
+            run.save_checkpoint()
         metrics: dict = {}
         if write_outputs:
             loss_plot(
