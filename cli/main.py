@@ -204,7 +204,6 @@ def targets(
 ) -> None:
     """Write the scene's target as seen by its cameras: cameras.json, mask_NNN.png,
     xyz_NNN.png (16-bit) and depth_NNN.npy. Read it back with kind = "images"."""
-    import warp as wp
 
     from warpsdf.device import resolve_device
     from warpsdf.io.images import staged_dir
@@ -286,7 +285,6 @@ def render(
 ) -> None:
     """Render a scene's target, or a fitted run, from any view, at any resolution,
     in any mode."""
-    import warp as wp
 
     from warpsdf.device import resolve_device
     from warpsdf.render import RenderMode
@@ -410,7 +408,6 @@ def fit(
     import signal
     from collections import deque
 
-    import warp as wp
     from rich.live import Live
 
     from warpsdf.device import resolve_device
@@ -425,7 +422,7 @@ def fit(
     run_dir = out or Path(resolved.output.dir)
     dev = resolve_device(device)
     recent: deque = deque(maxlen=8)
-    state = {"stop": False, "start": time.perf_counter(), "first": None}
+    state = {"stop": False, "first": None}
 
     def on_sigint(signum, frame):
         if state["stop"]:
@@ -493,7 +490,6 @@ def export(
     device: DeviceOption = "auto",
 ) -> None:
     """Export the fitted field's surface as a mesh (marching cubes inside the bound)."""
-    import warp as wp
 
     from warpsdf.device import resolve_device
     from warpsdf.export import MESH_SUFFIXES, extract_mesh, write_mesh

@@ -37,8 +37,7 @@ def run_local(specs: Iterable[Payload], workers: int, on_done: Callable[[Payload
         return
     devices = local_devices(workers)
     for k, spec in enumerate(specs):
-        if spec.get("device", "auto") == "auto":
-            spec["device"] = devices[k % len(devices)]
+        spec["device"] = devices[k % len(devices)]
     if workers <= 1:
         for spec in specs:
             on_done(run_point(spec))

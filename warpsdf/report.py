@@ -51,14 +51,13 @@ def _e(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _img(path: Path, caption: str, css_class: str = "") -> str:
+def _img(path: Path, caption: str) -> str:
     if not path.is_file():
         return ""
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     mime = _MIME.get(path.suffix.lower(), "application/octet-stream")
-    cls = f' class="{css_class}"' if css_class else ""
     return (
-        f'<figure{cls}><img src="data:{mime};base64,{data}" alt="{_e(caption)}" '
+        f'<figure><img src="data:{mime};base64,{data}" alt="{_e(caption)}" '
         f'data-name="{_e(path.name)}"><figcaption>{_e(caption)}</figcaption></figure>'
     )
 
@@ -85,8 +84,8 @@ def _metrics_table(metrics: dict[str, Any]) -> str:
     return f'<table class="metrics"><tr><th>metric</th><th>value</th></tr>{rows}</table>'
 
 
-def _run_sections(run: Path, title_level: int = 2) -> str:
-    h = f"h{title_level}"
+def _run_sections(run: Path) -> str:
+    h = "h2"
     parts = []
     metrics_path = run / "metrics.json"
     if metrics_path.is_file():

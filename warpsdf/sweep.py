@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from warpsdf.errors import InputFileError, SceneError, WarpsdfError
+from warpsdf.errors import SceneError, WarpsdfError
 from warpsdf.io.images import atomic_file, staged_dir
 from warpsdf.scene import _suggest, _toml_value, load_scene
 
@@ -236,7 +236,7 @@ def read_losses(run_dir: Path) -> list[float]:
         return [float(row["loss"]) for row in csv.DictReader(fh)]
 
 
-def point_spec(sweep: Sweep, point: SweepPoint, device: str = "auto") -> dict[str, Any]:
+def point_spec(sweep: Sweep, point: SweepPoint) -> dict[str, Any]:
     """Plain data for :func:`run_point`: the point's resolved scene as TOML text
     (self-contained, so it can run in another process or on another machine)."""
     return {
@@ -245,7 +245,6 @@ def point_spec(sweep: Sweep, point: SweepPoint, device: str = "auto") -> dict[st
         "label": point.label,
         "overrides": point.overrides,
         "criteria": asdict(sweep.criteria),
-        "device": device,
     }
 
 
@@ -442,10 +441,3 @@ def loss_curves(results: Iterable[PointResult], path: Path, title: str) -> None:
     with atomic_file(path) as tmp:
         fig.savefig(tmp, format="png")
     plt.close(fig)
-
-
-def load_summary(folder: str | Path) -> dict[str, Any]:
-    path = Path(folder) / "summary.json"
-    if not path.is_file():
-        raise InputFileError(f"{folder}: not a sweep folder (no summary.json)")
-    return json.loads(path.read_text(encoding="utf-8"))
