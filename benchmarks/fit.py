@@ -1,7 +1,7 @@
 """Fit throughput: iterations/s, rays/s, the per-phase split, peak memory and
 the FLOP floor of two fits (see warpsdf/bench.py for the cases).
 
-    python -m benchmarks.fit [--device cpu|cuda|all] [--case spheres|mlp] [--iterations N]
+    python -m benchmarks.fit [--device cpu|cuda|all] [--case spheres|spheres16|mlp] [--iterations N]
                              [--peak-gflops G] [--override section.key=value]...
 
 One JSON object per (case, device) line.

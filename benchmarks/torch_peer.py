@@ -22,6 +22,7 @@ import torch
 
 from warpsdf.camera import jitter_cameras, rays_for
 from warpsdf.fields.base import FD_GRADIENT_STEP, TETRAHEDRON
+from warpsdf.fields.mlp import SOFTPLUS_BETA, num_inputs
 from warpsdf.fit import Fitter, learning_rate, mask_alpha
 from warpsdf.losses import MIN_GRAD_DOT_DIR
 from warpsdf.march import FAR_SDF, NOCLIP_EXTRA_BOUNDS, POLISH_STEPS
@@ -49,7 +50,7 @@ class FourierMLP(torch.nn.Module):
         super().__init__()
         self.frequencies, self.width, self.layers = frequencies, width, layers
         self.params = torch.nn.Parameter(torch.tensor(params, dtype=torch.float32))
-        n_in = 3 + 6 * frequencies
+        n_in = num_inputs(frequencies)
         self.shapes = [(width, n_in)] + [(width, width)] * (layers - 1)
         self.register_buffer("omega", math.pi * 2.0 ** torch.arange(frequencies).float())
 
@@ -63,7 +64,7 @@ class FourierMLP(torch.nn.Module):
         for rows, cols in self.shapes:
             w = self.params[o : o + rows * cols].view(rows, cols)
             b = self.params[o + rows * cols : o + rows * cols + rows]
-            h = torch.nn.functional.softplus(h @ w.T + b, beta=100.0)
+            h = torch.nn.functional.softplus(h @ w.T + b, beta=SOFTPLUS_BETA)
             o += rows * cols + rows
         return h @ self.params[o : o + self.width] + self.params[o + self.width]
 

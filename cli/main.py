@@ -629,8 +629,8 @@ def bench(
         list[str] | None,
         typer.Option(
             "--case",
-            help="render:airplane, render:mesh_torus_ball, render:neural_init, fit:spheres, "
-            "fit:mlp (repeatable; default: all).",
+            help="render:NAME or fit:NAME, the cases of warpsdf/bench.py (e.g. render:airplane, "
+            "fit:mlp; a wrong name lists them all; repeatable; default: all).",
         ),
     ] = None,
     iterations: Annotated[int, typer.Option("--iterations", help="Fit steps timed.")] = 5,

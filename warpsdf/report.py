@@ -17,6 +17,7 @@ from typing import Any
 from warpsdf.errors import InputFileError, OutputError
 from warpsdf.io.images import atomic_file
 from warpsdf.run import is_run_folder
+from warpsdf.sweep import SUMMARY_METRICS
 
 _MIME = {".png": "image/png", ".gif": "image/gif", ".jpg": "image/jpeg"}
 
@@ -132,16 +133,17 @@ def run_report(run: Path) -> str:
 def sweep_report(folder: Path) -> str:
     summary = _read_json(folder / "summary.json")
     points = summary.get("points", [])
-    keys = ("train_iou", "heldout_iou", "xyz_error", "chamfer", "final_loss")
+    keys = SUMMARY_METRICS
     head = "".join(f"<th>{_e(k)}</th>" for k in ("#", "point", "status", *keys, "seconds"))
     rows = []
     for p in points:
         metrics = p.get("metrics", {})
         cells = [p["index"], _e(p["label"]), _status(p["status"])]
         cells += [_e(_fmt(metrics.get(k))) for k in keys] + [_e(_fmt(p.get("seconds")))]
-        reason = (
-            f'<tr><td></td><td colspan="8">{_e(p["reason"])}</td></tr>' if p.get("reason") else ""
-        )
+        reason = ""
+        if p.get("reason"):
+            span = len(keys) + 3  # every column but the first
+            reason = f'<tr><td></td><td colspan="{span}">{_e(p["reason"])}</td></tr>'
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>" + reason)
     body = [
         f"<h1>warpsdf sweep: {_e(summary.get('sweep', folder.name))}</h1>",
