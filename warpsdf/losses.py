@@ -19,7 +19,7 @@ from enum import IntEnum
 
 import warp as wp
 
-from warpsdf.fields.base import FD_GRADIENT_STEP
+from warpsdf.fields.base import tetrahedral_gradient
 from warpsdf.march import FAR_SDF
 
 
@@ -136,13 +136,9 @@ def eikonal_loss_kernel(
 ):
     """One thread per sample (dim = E). Differentiable w.r.t. ``values``."""
     i = wp.tid()
-    h = float(FD_GRADIENT_STEP)
-    g = (
-        wp.vec3(1.0, -1.0, -1.0) * values[4 * i + 0]
-        + wp.vec3(-1.0, -1.0, 1.0) * values[4 * i + 1]
-        + wp.vec3(-1.0, 1.0, -1.0) * values[4 * i + 2]
-        + wp.vec3(1.0, 1.0, 1.0) * values[4 * i + 3]
-    ) / (4.0 * h)
+    g = tetrahedral_gradient(
+        values[4 * i + 0], values[4 * i + 1], values[4 * i + 2], values[4 * i + 3]
+    )
     e = (wp.length(g) - 1.0) * (wp.length(g) - 1.0)
     wp.atomic_add(terms_out, int(Term.EIKONAL), e * inv_count)
     wp.atomic_add(loss_out, 0, weight * e * inv_count)

@@ -145,6 +145,21 @@ TETRAHEDRON = (
 )
 
 
+TETRA_0 = wp.constant(wp.vec3(*TETRAHEDRON[0]))
+TETRA_1 = wp.constant(wp.vec3(*TETRAHEDRON[1]))
+TETRA_2 = wp.constant(wp.vec3(*TETRAHEDRON[2]))
+TETRA_3 = wp.constant(wp.vec3(*TETRAHEDRON[3]))
+
+
+@wp.func
+def tetrahedral_gradient(f0: float, f1: float, f2: float, f3: float) -> wp.vec3:
+    """grad f from f_j = f(x + FD_GRADIENT_STEP k_j), k_j the TETRAHEDRON
+    directions in order. Differentiable w.r.t. the four values (the eikonal
+    loss goes through it)."""
+    h = float(FD_GRADIENT_STEP)
+    return (TETRA_0 * f0 + TETRA_1 * f1 + TETRA_2 * f2 + TETRA_3 * f3) / (4.0 * h)
+
+
 def fd_gradient(sdf: wp.Function) -> wp.Function:
     """A ``grad`` for fields without a closed form: the tetrahedral central
     difference, 4 SDF evaluations, error O(h^2)."""
@@ -152,17 +167,12 @@ def fd_gradient(sdf: wp.Function) -> wp.Function:
     @wp.func
     def grad(params: wp.array(dtype=float), meta: wp.array(dtype=float), x: wp.vec3) -> wp.vec3:
         h = float(FD_GRADIENT_STEP)
-        k0 = wp.vec3(1.0, -1.0, -1.0)
-        k1 = wp.vec3(-1.0, -1.0, 1.0)
-        k2 = wp.vec3(-1.0, 1.0, -1.0)
-        k3 = wp.vec3(1.0, 1.0, 1.0)
-        g = (
-            k0 * sdf(params, meta, x + k0 * h)
-            + k1 * sdf(params, meta, x + k1 * h)
-            + k2 * sdf(params, meta, x + k2 * h)
-            + k3 * sdf(params, meta, x + k3 * h)
+        return tetrahedral_gradient(
+            sdf(params, meta, x + TETRA_0 * h),
+            sdf(params, meta, x + TETRA_1 * h),
+            sdf(params, meta, x + TETRA_2 * h),
+            sdf(params, meta, x + TETRA_3 * h),
         )
-        return g / (4.0 * h)
 
     return grad
 
