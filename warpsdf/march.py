@@ -53,6 +53,22 @@ def bound_interval(origin: wp.vec3, direction: wp.vec3, bound_radius: float) -> 
     return wp.vec2(wp.max(-b - s, 0.0), t_exit)
 
 
+@wp.func
+def far_limit(t_exit: float, clip_back: int, bound_radius: float) -> float:
+    """How far a ray looks: the back wall, or with ``clip_back`` 0 up to
+    NOCLIP_EXTRA_BOUNDS bound radii past it (world units)."""
+    if clip_back == 0:
+        return t_exit + NOCLIP_EXTRA_BOUNDS * bound_radius
+    return t_exit
+
+
+@wp.func
+def closest_approach(origin: wp.vec3, direction: wp.vec3) -> float:
+    """Distance along the ray to its point nearest the origin (>= 0): where a ray
+    that misses reports its point."""
+    return wp.max(-wp.dot(origin, direction), 0.0)
+
+
 @functools.cache
 def march_kernel(functions: FieldFunctions) -> wp.Kernel:
     """The sphere-tracing kernel for one field kind (built once, cached).
@@ -100,12 +116,10 @@ def march_kernel(functions: FieldFunctions) -> wp.Kernel:
         t_enter = interval[0]
         t_exit = interval[1]
         inside = wp.where(t_enter <= t_exit, 1, 0)  # 0: the ray misses the bound
-        t_far = t_exit
-        if clip_back == 0:
-            t_far = t_exit + NOCLIP_EXTRA_BOUNDS * bound_radius
+        t_far = far_limit(t_exit, clip_back, bound_radius)
         t = t_enter
         if inside == 0:
-            t = wp.max(-wp.dot(o, d), 0.0)  # the closest approach, for the outputs
+            t = closest_approach(o, d)  # for the outputs
             t_far = t
         active = inside
         hit = int(0)

@@ -8,7 +8,13 @@ import numpy as np
 import warp as wp
 
 from warpsdf.errors import InputFileError
-from warpsdf.march import FAR_SDF, NOCLIP_EXTRA_BOUNDS, RayHits, bound_interval
+from warpsdf.march import (
+    FAR_SDF,
+    RayHits,
+    bound_interval,
+    closest_approach,
+    far_limit,
+)
 from warpsdf.scene import MarchConfig
 
 
@@ -41,9 +47,7 @@ def cast_mesh_rays_kernel(
     hit = int(0)
     t = float(0.0)
     if t0 <= t1:
-        t_far = t1
-        if clip_back == 0:
-            t_far = t1 + NOCLIP_EXTRA_BOUNDS * bound_radius
+        t_far = far_limit(t1, clip_back, bound_radius)
         q = wp.mesh_query_ray(mesh_id, o + d * t0, d, t_far - t0)
         if q.result:
             hit = 1
@@ -71,7 +75,7 @@ def cast_mesh_rays_kernel(
         min_sdf_out[r] = 0.0
         min_t_out[r] = t
     else:
-        t_close = wp.max(-wp.dot(o, d), 0.0)
+        t_close = closest_approach(o, d)
         hit_t_out[r] = -1.0
         points_out[r] = o + d * t_close
         normals_out[r] = wp.vec3(0.0)
