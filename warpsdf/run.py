@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import json
 import shutil
 import time
 from collections.abc import Callable
@@ -34,7 +33,7 @@ from warpsdf.errors import InputFileError, OutputError, WarpsdfError
 from warpsdf.export import extract_mesh, write_mesh
 from warpsdf.fields.base import Field
 from warpsdf.fit import LOG_COLUMNS, DivergedError, Fitter, StepRecord, field_from_params
-from warpsdf.io.images import atomic_file, to_uint8, write_gif, write_png
+from warpsdf.io.images import atomic_file, to_uint8, write_gif, write_json, write_png
 from warpsdf.io.plots import error_image, loss_plot, side_by_side, upscale
 from warpsdf.metrics import fit_metrics, trace_views
 from warpsdf.render import RenderMode, render
@@ -212,12 +211,7 @@ class _Run:
 
     def write_metrics(self, metrics: dict) -> None:
         """Strict JSON: a non-finite value (no surface: infinite Chamfer) is null."""
-        clean = {
-            k: (None if isinstance(v, float) and not np.isfinite(v) else v)
-            for k, v in metrics.items()
-        }
-        with atomic_file(self.dir / "metrics.json") as tmp:
-            tmp.write_text(json.dumps(clean, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+        write_json(self.dir / "metrics.json", metrics)
 
 
 # A chunk of steps runs for at most about this long once the step time is known

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from warpsdf.errors import SceneError, WarpsdfError
-from warpsdf.io.images import atomic_file, staged_dir
+from warpsdf.io.images import atomic_file, json_text, staged_dir, write_json
 from warpsdf.scene import _suggest, _toml_value, load_scene
 
 SWEEP_KEYS = {"base", "name", "out", "set", "grid", "points", "criteria"}
@@ -321,21 +321,8 @@ def store_point(sweep: Sweep, payload: dict[str, Any]) -> PointResult:
     with staged_dir(folder, force=True) as stage:
         for name, data in payload["files"].items():
             (stage / name).write_bytes(data)
-        (stage / "point.json").write_text(
-            json.dumps(_json_safe(result.to_json()), indent=2, allow_nan=False) + "\n",
-            encoding="utf-8",
-        )
+        (stage / "point.json").write_text(json_text(result.to_json()), encoding="utf-8")
     return result
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 SUMMARY_METRICS = ("train_iou", "heldout_iou", "xyz_error", "chamfer", "final_loss")
@@ -348,10 +335,9 @@ def write_summary(sweep: Sweep, results: list[PointResult]) -> None:
         "sweep": sweep.name,
         "base": str(sweep.base),
         "criteria": asdict(sweep.criteria),
-        "points": [_json_safe(r.to_json()) for r in results],
+        "points": [r.to_json() for r in results],
     }
-    with atomic_file(sweep.out / "summary.json") as tmp:
-        tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    write_json(sweep.out / "summary.json", data)
     keys = sorted({k for r in results for k in r.overrides})
     buf = io.StringIO()
     writer = csv.writer(buf)

@@ -8,12 +8,15 @@ Output folders are staged the same way (:func:`staged_dir`).
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import shutil
 import tempfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import imageio.v3 as iio
 import numpy as np
@@ -41,6 +44,28 @@ def ensure_parent(path: str | Path) -> Path:
     if path.is_dir():
         raise OutputError(f"{path}: is a folder, expected a file name")
     return path
+
+
+def json_text(data: Any) -> str:
+    """Strict JSON (indented, with a final newline): a non-finite float, such as
+    an infinite Chamfer distance, becomes null."""
+
+    def safe(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: safe(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [safe(v) for v in value]
+        return value
+
+    return json.dumps(safe(data), indent=2, allow_nan=False) + "\n"
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """:func:`json_text` of ``data``, written atomically."""
+    with atomic_file(path) as tmp:
+        tmp.write_text(json_text(data), encoding="utf-8")
 
 
 @contextlib.contextmanager
