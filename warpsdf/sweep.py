@@ -48,7 +48,7 @@ import numpy as np
 
 from warpsdf.errors import SceneError, WarpsdfError
 from warpsdf.io.images import atomic_file, json_text, staged_dir, write_json
-from warpsdf.scene import _suggest, _toml_value, load_scene
+from warpsdf.scene import Scene, _suggest, _toml_value, load_scene
 
 SWEEP_KEYS = {"base", "name", "out", "set", "grid", "points", "criteria"}
 CRITERIA_KEYS = {"converged_iou", "blowup_factor"}
@@ -100,6 +100,8 @@ class Sweep:
     common: dict[str, Any]
     points: tuple[SweepPoint, ...]
     criteria: Criteria
+    # each point's resolved scene, in point order (built and checked once, by load_sweep)
+    scenes: tuple[Scene, ...] = field(default=(), compare=False, repr=False)
 
     def point_dir(self, point: SweepPoint) -> Path:
         return self.out / "points" / point.slug
@@ -193,23 +195,23 @@ def load_sweep(path: str | Path) -> Sweep:
             raise SceneError(f"{path}: criteria.{key}: expected a number > 0, got {value!r}")
     criteria = Criteria(**{k: float(v) for k, v in criteria_raw.items()})
     points = tuple(SweepPoint(i, c) for i, c in enumerate(combos))
-    sweep = Sweep(path, name, base, out, common, points, criteria)
+    scenes = []
     for point in points:  # fail early, naming the point, before anything runs
         try:
-            point_scene(sweep, point)
+            scene = load_scene(base, _set_items(common) + point.set_items())
         except SceneError as err:
             raise SceneError(f"{path}: point {point.index} ({point.label}): {err}") from None
-    return sweep
+        scenes.append(scene.replace(name=f"{name}/{point.slug}"))
+    return Sweep(path, name, base, out, common, points, criteria, tuple(scenes))
 
 
 def _set_items(values: dict[str, Any]) -> list[str]:
     return [f"{k}={_toml_value(v)}" for k, v in values.items()]
 
 
-def point_scene(sweep: Sweep, point: SweepPoint):
+def point_scene(sweep: Sweep, point: SweepPoint) -> Scene:
     """The resolved scene of one point: base, then [set], then the point's overrides."""
-    scene = load_scene(sweep.base, _set_items(sweep.common) + point.set_items())
-    return scene.replace(name=f"{sweep.name}/{point.slug}")
+    return sweep.scenes[point.index]
 
 
 def classify(status: str, metrics: dict[str, Any], losses: list[float], criteria: Criteria) -> str:
