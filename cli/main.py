@@ -492,13 +492,12 @@ def export(
     """Export the fitted field's surface as a mesh (marching cubes inside the bound)."""
 
     from warpsdf.device import resolve_device
-    from warpsdf.export import MESH_SUFFIXES, extract_mesh, write_mesh
+    from warpsdf.export import check_mesh_path, extract_mesh, write_mesh
     from warpsdf.run import load_run
 
     if not 8 <= resolution <= 1024:
         raise WarpsdfError(f"--resolution {resolution}: expected a value in [8, 1024]")
-    if out.suffix.lower() not in MESH_SUFFIXES:
-        raise OutputError(f"{out}: a mesh must end in {', '.join(MESH_SUFFIXES)}")
+    check_mesh_path(out)  # before the slow extraction
     dev = resolve_device(device)
     start = time.perf_counter()
     with wp.ScopedDevice(dev):

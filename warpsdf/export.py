@@ -51,14 +51,19 @@ def extract_mesh(
     return verts.numpy().astype(np.float32), faces.astype(np.int32)
 
 
+def check_mesh_path(path: str | Path) -> Path:
+    """``path`` if its suffix names a mesh format :func:`write_mesh` writes."""
+    path = Path(path)
+    if path.suffix.lower() not in MESH_SUFFIXES:
+        raise OutputError(f"{path}: a mesh must end in {', '.join(MESH_SUFFIXES)}")
+    return path
+
+
 def write_mesh(path: str | Path, vertices: np.ndarray, faces: np.ndarray) -> None:
     """Write PLY/OBJ/STL/GLB by the file's suffix, atomically."""
     import trimesh
 
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in MESH_SUFFIXES:
-        raise OutputError(f"{path}: a mesh must end in {', '.join(MESH_SUFFIXES)}")
+    path = check_mesh_path(path)
     mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
     with atomic_file(path) as tmp:
-        mesh.export(tmp, file_type=suffix[1:])
+        mesh.export(tmp, file_type=path.suffix.lower()[1:])

@@ -29,6 +29,15 @@ def trace_views(source, cameras: list[Camera], config: MarchConfig) -> list[dict
     ]
 
 
+def xyz_errors(pred: dict[str, np.ndarray], view: TargetView) -> tuple[np.ndarray, np.ndarray]:
+    """Where prediction and target both see the surface (H, W), and the distance
+    there between the predicted point (clipped to [-1, 1], as XYZ images are) and
+    the target's (H, W), world units. ``pred`` is one :func:`trace_views` entry."""
+    both = pred["mask"] & view.mask
+    err = np.linalg.norm(np.clip(pred["points"], -1, 1) - view.xyz, axis=-1)
+    return both, err
+
+
 def heldout_cameras(scene: Scene, count: int, like: Camera) -> list[Camera]:
     """``count`` views spread over the sphere, turned away from the Fibonacci
     lattice the training layouts use (so none coincides with a training view)."""
@@ -88,10 +97,9 @@ def fit_metrics(
     for p, v in zip(pred, views, strict=True):
         if v.xyz is None:
             continue
-        both = p["mask"] & v.mask
+        both, err = xyz_errors(p, v)
         if both.any():
-            e = np.linalg.norm(np.clip(p["points"][both], -1, 1) - v.xyz[both], axis=1)
-            errors.append(e)
+            errors.append(err[both])
     metrics["xyz_error"] = float(np.concatenate(errors).mean()) if errors else None
     metrics["heldout_iou"] = None
     metrics["chamfer"] = None

@@ -35,7 +35,7 @@ from warpsdf.fields.base import Field
 from warpsdf.fit import LOG_COLUMNS, DivergedError, Fitter, StepRecord, field_from_params
 from warpsdf.io.images import atomic_file, to_uint8, write_gif, write_json, write_png
 from warpsdf.io.plots import error_image, loss_plot, side_by_side, upscale
-from warpsdf.metrics import fit_metrics, trace_views
+from warpsdf.metrics import fit_metrics, trace_views, xyz_errors
 from warpsdf.render import RenderMode, render
 from warpsdf.scene import Scene, SupervisionMode, load_scene
 
@@ -172,10 +172,9 @@ class _Run:
         xyz = SupervisionMode.XYZ in scene.supervision.mode and view.xyz is not None
         pred = trace_views(f.field, [view.camera], scene.march)[0]
         if xyz:
-            both = pred["mask"] & view.mask
+            both, err = xyz_errors(pred, view)
             p_img = np.where(pred["mask"][..., None], (np.clip(pred["points"], -1, 1) + 1) / 2, 0)
             t_img = np.where(view.mask[..., None], (view.xyz + 1) / 2, 0)
-            err = np.linalg.norm(np.clip(pred["points"], -1, 1) - view.xyz, axis=-1)
             e_img = error_image(pred["mask"], view.mask, np.where(both, err, 0.0))
         else:
             p_img = np.repeat(pred["mask"][..., None], 3, -1).astype(np.float32)
