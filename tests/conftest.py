@@ -26,6 +26,14 @@ def device(request) -> str:
     return request.param
 
 
+def cli(*args):
+    """Run the warpsdf CLI in-process (Typer's CliRunner); arguments may be paths."""
+    from typer.testing import CliRunner
+    from warpsdf.cli.main import app
+
+    return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
 def assert_user_error(result, *needles: str) -> str:
     """For a CliRunner result of bad input: exit code 2, no traceback, and every
     needle in the one error line."""

@@ -13,22 +13,15 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import warp as wp
-from typer.testing import CliRunner
-from warpsdf.cli.main import app
 
 from tests.conftest import SCENES, assert_user_error
+from tests.conftest import cli as run
 from warpsdf.io.images import read_png, write_png
 from warpsdf.scene import load_scene
-
-runner = CliRunner()
 
 SHIPPED = sorted(SCENES.glob("*.toml"))
 
 TINY = ["--set", "cameras.resolution=[16, 16]"]
-
-
-def run(*args: str):
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
 def write_scene(path: Path, body: str) -> Path:

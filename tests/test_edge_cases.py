@@ -8,22 +8,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
-from warpsdf.cli.main import app
 
-from tests.conftest import SCENES, assert_user_error
+from tests.conftest import SCENES, assert_user_error, cli
 from warpsdf.camera import Camera, camera_angles
 from warpsdf.scene import load_scene
 from warpsdf.viewing import ViewRequest, view_camera
 
-runner = CliRunner()
 TINY = ["--set", "cameras.resolution=[12, 12]", "--set", "output.mesh_resolution=16",
         "--set", "output.final_scale=1", "--set", "output.heldout_views=1"]  # fmt: skip
 SPHERES = SCENES / "two_spheres_silhouette.toml"
-
-
-def cli(*args):
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
 @pytest.fixture

@@ -16,18 +16,14 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
-from typer.testing import CliRunner
-from warpsdf.cli.main import app
 
-from tests.conftest import SCENES, assert_user_error
+from tests.conftest import SCENES, assert_user_error, cli
 from warpsdf.errors import SceneError
 from warpsdf.executors import run_sweep
 from warpsdf.fit import Fitter
 from warpsdf.run import fit
 from warpsdf.scene import load_scene
 from warpsdf.sweep import PointStatus, load_sweep
-
-runner = CliRunner()
 
 TINY_SET = """
 [set]
@@ -38,10 +34,6 @@ output.final_scale = 2
 output.heldout_views = 2
 output.snapshot_every = 10
 """
-
-
-def cli(*args):
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
 def write_sweep(folder: Path, body: str, name: str = "sweep.toml") -> Path:

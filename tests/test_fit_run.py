@@ -27,11 +27,9 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 import trimesh
-from typer.testing import CliRunner
-from warpsdf.cli.main import app
 
 import warpsdf.fit as fit_module
-from tests.conftest import SCENES, assert_user_error
+from tests.conftest import SCENES, assert_user_error, cli
 from warpsdf.errors import InputFileError, OutputError, WarpsdfError
 from warpsdf.fit import LOG_COLUMNS, Fitter, learning_rate, mask_alpha
 from warpsdf.losses import TERM_NAMES
@@ -55,12 +53,6 @@ TINY = (
     "output.checkpoint_every=3",
 )
 TINY_SET = [arg for item in TINY for arg in ("--set", item)]
-
-runner = CliRunner()
-
-
-def cli(*args) -> object:
-    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
 
 
 def tiny_scene(path: Path = SPHERES_SCENE, *extra: str):
