@@ -213,9 +213,9 @@ def targets(
     resolved = load_scene(scene, sets or [])
     dev = resolve_device(device)
     start = time.perf_counter()
-    with wp.ScopedDevice(dev):
-        views = target_views(resolved, dev)
-    with staged_dir(out, force=force) as stage:
+    with staged_dir(out, force=force) as stage:  # refuses a non-empty folder before any work
+        with wp.ScopedDevice(dev):
+            views = target_views(resolved, dev)
         write_image_views(views, stage)
     cam = views[0].camera
     console.print(

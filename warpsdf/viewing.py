@@ -118,8 +118,7 @@ def render_cameras_to_folder(
 ) -> int:  # fmt: skip
     """One PNG per camera of a cameras.json (render_NNN.png), written atomically as a folder."""
     cams = [_apply_lens(cam, request) for cam, _ in read_cameras(cameras_json)]
-    images = [render(source, cam, mode, scene.march) for cam in cams]
-    with staged_dir(out, force=force) as stage:
-        for i, image in enumerate(images):
-            save_image(stage / f"render_{i:03d}.png", image, mode)
-    return len(images)
+    with staged_dir(out, force=force) as stage:  # refuses a non-empty folder before any work
+        for i, cam in enumerate(cams):
+            save_image(stage / f"render_{i:03d}.png", render(source, cam, mode, scene.march), mode)
+    return len(cams)

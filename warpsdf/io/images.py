@@ -31,9 +31,8 @@ def _umask() -> int:
     return mask
 
 
-def ensure_parent(path: str | Path) -> Path:
-    """Create the parent folder of an output file; one-line error if impossible."""
-    path = Path(path)
+def _make_parent(path: Path) -> None:
+    """Create ``path``'s parent folder chain; one-line error if impossible."""
     parent = path.parent
     if parent.exists() and not parent.is_dir():
         raise OutputError(f"{path}: cannot write here, {parent} is a file, not a folder")
@@ -41,6 +40,12 @@ def ensure_parent(path: str | Path) -> Path:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise OutputError(f"{path}: cannot create folder {parent} ({err.strerror})") from None
+
+
+def ensure_parent(path: str | Path) -> Path:
+    """Create the parent folder of an output file; one-line error if impossible."""
+    path = Path(path)
+    _make_parent(path)
     if path.is_dir():
         raise OutputError(f"{path}: is a folder, expected a file name")
     return path
@@ -99,7 +104,7 @@ def staged_dir(path: str | Path, force: bool = False) -> Iterator[Path]:
         raise OutputError(f"{path}: exists and is not a folder")
     if path.is_dir() and any(path.iterdir()) and not force:
         raise OutputError(f"{path}: folder exists and is not empty (use --force to replace it)")
-    ensure_parent(path / "x")  # checks that the parent chain can be created
+    _make_parent(path)  # the folder itself appears only on success
     try:
         stage = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     except OSError as err:
