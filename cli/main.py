@@ -555,13 +555,13 @@ def batch(
 
     from rich.table import Table
 
-    from warpsdf.executors import run_sweep
+    from warpsdf.executors import EXECUTORS, run_sweep
     from warpsdf.sweep import load_sweep
 
     if workers <= 0:
         raise WarpsdfError(f"--workers {workers}: expected a value > 0")
-    if executor not in ("local", "ray"):
-        raise WarpsdfError(f"--executor {executor!r}: expected local or ray")
+    if executor not in EXECUTORS:
+        raise WarpsdfError(f"--executor {executor!r}: expected {' or '.join(EXECUTORS)}")
     if gpus_per_task < 0:
         raise WarpsdfError(f"--gpus-per-task {gpus_per_task:g}: expected a value >= 0")
     sweep = load_sweep(sweep_file)

@@ -15,6 +15,9 @@ from typing import Any
 from warpsdf.errors import WarpsdfError
 from warpsdf.sweep import run_point
 
+# the ways a sweep's points can run
+EXECUTORS = ("local", "ray")
+
 Payload = dict[str, Any]
 
 
@@ -108,6 +111,8 @@ def run_sweep(
     from warpsdf.io.images import ensure_parent
     from warpsdf.sweep import finished_result, point_spec, store_point, write_summary
 
+    if executor not in EXECUTORS:  # before anything is written
+        raise WarpsdfError(f"--executor {executor!r}: expected {' or '.join(EXECUTORS)}")
     sweep = dataclasses.replace(sweep, out=sweep.out.resolve())  # summaries hold absolute paths
     out = sweep.out
     if out.exists() and not out.is_dir():
@@ -138,10 +143,8 @@ def run_sweep(
 
     if executor == "local":
         run_local(todo, workers, done)
-    elif executor == "ray":
-        run_ray(todo, done, address=address, gpus_per_task=gpus_per_task)
     else:
-        raise WarpsdfError(f"--executor {executor!r}: expected local or ray")
+        run_ray(todo, done, address=address, gpus_per_task=gpus_per_task)
     results.sort(key=lambda r: r.index)
     write_summary(sweep, results)
     return results

@@ -214,6 +214,12 @@ def point_scene(sweep: Sweep, point: SweepPoint) -> Scene:
     return sweep.scenes[point.index]
 
 
+def blowup_ratio(losses: list[float]) -> float | None:
+    """The largest finite loss over the first one (None: no finite loss)."""
+    finite = [v for v in losses if math.isfinite(v)]
+    return max(finite) / max(finite[0], 1e-30) if finite else None
+
+
 def classify(status: str, metrics: dict[str, Any], losses: list[float], criteria: Criteria) -> str:
     """diverged: the fit hit a NaN, or its loss blew up beyond blowup_factor x
     its first value and it did not converge; converged: train IoU at least
@@ -222,8 +228,8 @@ def classify(status: str, metrics: dict[str, Any], losses: list[float], criteria
         return PointStatus.DIVERGED.value
     iou = metrics.get("train_iou")
     converged = iou is not None and iou >= criteria.converged_iou
-    finite = [v for v in losses if math.isfinite(v)]
-    blew_up = bool(finite) and max(finite) > criteria.blowup_factor * max(finite[0], 1e-30)
+    ratio = blowup_ratio(losses)
+    blew_up = ratio is not None and ratio > criteria.blowup_factor
     if not converged and blew_up:
         return PointStatus.DIVERGED.value
     return (PointStatus.CONVERGED if converged else PointStatus.NOT_CONVERGED).value
@@ -278,9 +284,7 @@ def run_point(spec: dict[str, Any]) -> dict[str, Any]:
         criteria = Criteria(**spec["criteria"])
         result.status = classify(outcome.status.value, outcome.metrics, losses, criteria)
         if result.status == PointStatus.DIVERGED.value and not result.reason:
-            finite = [v for v in losses if math.isfinite(v)]
-            ratio = max(finite) / max(finite[0], 1e-30)
-            result.reason = f"the loss blew up to {ratio:.0f}x its first value"
+            result.reason = f"the loss blew up to {blowup_ratio(losses):.0f}x its first value"
         for file in sorted((scratch / "run").iterdir()):
             if file.is_file():
                 files[file.name] = file.read_bytes()
