@@ -18,9 +18,7 @@ import warp as wp
 
 wp.config.log_level = wp.LOG_WARNING
 
-from warpsdf.bench import FIT_CASES, SCENES, device_name  # noqa: E402
-from warpsdf.fit import Fitter  # noqa: E402
-from warpsdf.scene import load_scene  # noqa: E402
+from warpsdf.bench import FIT_CASES, device_name, fit_case  # noqa: E402
 
 
 def compare(case: str, device: str, iterations: int, extra: list[str]) -> dict:
@@ -28,9 +26,8 @@ def compare(case: str, device: str, iterations: int, extra: list[str]) -> dict:
 
     from benchmarks.torch_peer import TorchPeer
 
-    scene_file, overrides = FIT_CASES[case]
-    scene = load_scene(SCENES / scene_file, [*overrides, "optim.iterations=100000", *extra])
-    fitter = Fitter(scene, device)
+    fitter = fit_case(case, device, extra)
+    scene = fitter.scene
     peer = TorchPeer(fitter, "cuda" if device.startswith("cuda") else "cpu")
 
     def timed(step, calls: int) -> float:

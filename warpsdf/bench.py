@@ -139,6 +139,14 @@ def eval_flops(field) -> tuple[float, float]:
     return 0.0, 0.0
 
 
+def fit_case(case: str, device: str, extra: list[str] | None = None) -> Fitter:
+    """A Fitter for one of FIT_CASES (planned for many iterations, so the
+    schedules stay at their start), with ``extra`` scene overrides."""
+    scene_file, overrides = FIT_CASES[case]
+    scene = load_scene(SCENES / scene_file, [*overrides, "optim.iterations=100000", *(extra or [])])
+    return Fitter(scene, device)
+
+
 def bench_fit(
     case: str, device: str, iterations: int = 5, extra: list[str] | None = None,
     peak_gflops: float | None = None,
@@ -149,9 +157,8 @@ def bench_fit(
     counts come from a second, profiled pass over the same steps (the state is
     restored in between; synchronised phases, no graph), since the work per
     step changes as the field does."""
-    scene_file, overrides = FIT_CASES[case]
-    scene = load_scene(SCENES / scene_file, [*overrides, "optim.iterations=100000", *(extra or [])])
-    fitter = Fitter(scene, device)
+    fitter = fit_case(case, device, extra)
+    scene = fitter.scene
     fitter.steps(iterations)  # compile, capture, warm up
     before = fitter.state()
     wp.synchronize_device(device)
