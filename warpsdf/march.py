@@ -19,6 +19,7 @@ where (the fit's soft silhouette needs it).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 
@@ -201,33 +202,18 @@ class RayHits:
 
     @classmethod
     def allocate(cls, count: int, device) -> RayHits:
-        return cls(
-            wp.empty(count, dtype=float, device=device),
-            wp.empty(count, dtype=wp.vec3, device=device),
-            wp.empty(count, dtype=wp.vec3, device=device),
-            wp.empty(count, dtype=float, device=device),
-            wp.empty(count, dtype=float, device=device),
-            wp.empty(count, dtype=float, device=device),
-            wp.empty(count, dtype=int, device=device),
-        )
+        return cls(*(wp.empty(count, dtype=t, device=device) for t in _RAY_HIT_DTYPES))
 
     def outputs(self) -> list[wp.array]:
-        """The arrays in the order the tracing kernels write them."""
-        return [
-            self.hit_t, self.points, self.normals, self.min_sdf, self.min_t, self.grad_dot_dir,
-            self.evals,
-        ]  # fmt: skip
+        """The arrays in the order the tracing kernels write them (field order)."""
+        return [getattr(self, f.name) for f in dataclasses.fields(self)]
 
     def numpy(self) -> dict[str, np.ndarray]:
-        return {
-            "hit_t": self.hit_t.numpy(),
-            "points": self.points.numpy(),
-            "normals": self.normals.numpy(),
-            "min_sdf": self.min_sdf.numpy(),
-            "min_t": self.min_t.numpy(),
-            "grad_dot_dir": self.grad_dot_dir.numpy(),
-            "evals": self.evals.numpy(),
-        }
+        return {f.name: getattr(self, f.name).numpy() for f in dataclasses.fields(self)}
+
+
+# element types of RayHits' arrays, in field order
+_RAY_HIT_DTYPES = (float, wp.vec3, wp.vec3, float, float, float, int)
 
 
 def march(
