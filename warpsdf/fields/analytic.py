@@ -20,7 +20,7 @@ import numpy as np
 import warp as wp
 
 from warpsdf.fields.base import Field, FieldFunctions, fd_gradient
-from warpsdf.scene import CombineOp, ShapeSpec, ShapeType
+from warpsdf.scene import SHAPE_PARAMS, CombineOp, ShapeSpec, ShapeType
 
 
 class ShapeCode(IntEnum):
@@ -39,20 +39,6 @@ class OpCode(IntEnum):
 
 
 SHAPE_RECORD = 20
-
-_SHAPE_CODES = {
-    ShapeType.SPHERE: ShapeCode.SPHERE,
-    ShapeType.BOX: ShapeCode.BOX,
-    ShapeType.ROUNDED_BOX: ShapeCode.ROUNDED_BOX,
-    ShapeType.CAPSULE: ShapeCode.CAPSULE,
-    ShapeType.TORUS: ShapeCode.TORUS,
-    ShapeType.CYLINDER: ShapeCode.CYLINDER,
-}
-_OP_CODES = {
-    CombineOp.UNION: OpCode.UNION,
-    CombineOp.SMOOTH_UNION: OpCode.SMOOTH_UNION,
-    CombineOp.SUBTRACT: OpCode.SUBTRACT,
-}
 
 # --------------------------------------------------------------------------
 # Primitives, in their local frame (axis-aligned, centred at the origin;
@@ -175,26 +161,15 @@ def encode_shapes(shapes: list[ShapeSpec] | tuple[ShapeSpec, ...]) -> np.ndarray
     """Pack validated shape specs into the (len * SHAPE_RECORD,) float32 record array."""
     out = np.zeros((len(shapes), SHAPE_RECORD), np.float32)
     for i, s in enumerate(shapes):
-        t = s.type
-        if t is ShapeType.SPHERE:
-            args = (s.radius, 0.0, 0.0, 0.0)
-        elif t is ShapeType.BOX:
-            args = (*s.half_size, 0.0)
-        elif t is ShapeType.ROUNDED_BOX:
-            args = (*s.half_size, s.corner_radius)
-        elif t is ShapeType.CAPSULE:
-            args = (s.radius, s.length, 0.0, 0.0)
-        elif t is ShapeType.TORUS:
-            args = (s.major_radius, s.minor_radius, 0.0, 0.0)
-        else:
-            args = (s.radius, s.height, 0.0, 0.0)
-        out[i, 0] = _SHAPE_CODES[t]
-        out[i, 1] = _OP_CODES[s.op]
+        # the type's parameters in SHAPE_PARAMS order, vectors flattened, zero-padded
+        args = np.hstack([getattr(s, key) for key in SHAPE_PARAMS[s.type]])
+        out[i, 0] = ShapeCode[s.type.name]
+        out[i, 1] = OpCode[s.op.name]
         out[i, 2] = s.k
         out[i, 3] = s.scale
         out[i, 4:7] = s.center
         out[i, 7:16] = rotation_matrix(s.rotation_deg).T.reshape(-1)
-        out[i, 16:20] = args
+        out[i, 16 : 16 + args.size] = args
     return out.reshape(-1)
 
 
