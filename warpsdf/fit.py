@@ -160,14 +160,6 @@ class Column(IntEnum):
 HISTORY_COLUMNS = 4 + NUM_TERMS
 
 
-class Count(IntEnum):
-    """Columns of the per-step integer counts (atomics), packed into the history."""
-
-    MISMATCH = 0
-    INTERSECTION = 1
-    UNION = 2
-
-
 class Status(IntEnum):
     """Columns of the status row, the history's last row (written once per chunk)."""
 
@@ -310,11 +302,12 @@ def step_stats_kernel(
     loss: wp.array(dtype=float),  # (1,) weighted loss
     terms: wp.array(dtype=float),  # (NUM_TERMS,) unweighted terms
     slot: wp.array(dtype=int),  # (1,) this step's row
-    history_out: wp.array2d(dtype=wp.float64),  # (K + 1, HISTORY_COLUMNS) Column.LOSS, TERMS
-    counts_out: wp.array2d(dtype=int),  # (K, 3) Count columns, accumulated (atomics)
+    history_out: wp.array2d(dtype=wp.float64),  # (K + 1, HISTORY_COLUMNS), zeroed per chunk
 ):
     """One thread per ray (dim = B). Not differentiable. Hard masks: predicted
-    ``hit_t >= 0``, target ``mask > 0.5``; thread 0 also copies the loss."""
+    ``hit_t >= 0``, target ``mask > 0.5``, counted into the MISMATCH,
+    INTERSECTION and UNION columns (atomics; counts are exact in float64);
+    thread 0 also copies the loss and its terms."""
     r = wp.tid()
     s = slot[0]
     if r == 0:
@@ -323,31 +316,25 @@ def step_stats_kernel(
             history_out[s, int(Column.TERMS) + t] = wp.float64(terms[t])
     pred = hit_t[r] >= 0.0
     truth = target_mask[r] > 0.5
+    one = wp.float64(1.0)
     if pred != truth:
-        wp.atomic_add(counts_out, s, int(Count.MISMATCH), 1)
-        wp.atomic_add(counts_out, s, int(Count.UNION), 1)
+        wp.atomic_add(history_out, s, int(Column.MISMATCH), one)
+        wp.atomic_add(history_out, s, int(Column.UNION), one)
     elif pred:
-        wp.atomic_add(counts_out, s, int(Count.INTERSECTION), 1)
-        wp.atomic_add(counts_out, s, int(Count.UNION), 1)
+        wp.atomic_add(history_out, s, int(Column.INTERSECTION), one)
+        wp.atomic_add(history_out, s, int(Column.UNION), one)
 
 
 @wp.kernel(enable_backward=False)
-def pack_history_kernel(
-    counts: wp.array2d(dtype=int),  # (K, 3) per-step counts
+def status_row_kernel(
     halt: wp.array(dtype=int),  # (2,) the guard's record
     history_out: wp.array2d(dtype=wp.float64),  # (K + 1, HISTORY_COLUMNS)
 ):
-    """One thread per history row (dim = K), once per chunk, so that one copy
-    reads everything back. Not differentiable. Counts go into the MISMATCH,
-    INTERSECTION and UNION columns; thread 0 writes the status row (row K)."""
-    s = wp.tid()
-    history_out[s, int(Column.MISMATCH)] = wp.float64(counts[s, int(Count.MISMATCH)])
-    history_out[s, int(Column.INTERSECTION)] = wp.float64(counts[s, int(Count.INTERSECTION)])
-    history_out[s, int(Column.UNION)] = wp.float64(counts[s, int(Count.UNION)])
-    if s == 0:
-        k = counts.shape[0]
-        history_out[k, int(Status.HALT_ITERATION)] = wp.float64(halt[0])
-        history_out[k, int(Status.HALT_PROBLEM)] = wp.float64(halt[1])
+    """One thread (dim = 1), once per chunk: the guard's record into the status
+    row (row K), so that one copy reads everything back. Not differentiable."""
+    k = history_out.shape[0] - 1
+    history_out[k, int(Status.HALT_ITERATION)] = wp.float64(halt[0])
+    history_out[k, int(Status.HALT_PROBLEM)] = wp.float64(halt[1])
 
 
 # ---------------------------------------------------------------- the driver
@@ -620,7 +607,6 @@ class Fitter:
         self._index = _Staging((cap, self.batch) if self._batched else (1, 1), int, d)
         self._frames = _Staging((cap, c, 4) if self._shaken else (1, 1, 4), wp.vec3d, d)
         self._eik_all = _Staging((cap, e) if self.w_eikonal > 0.0 else (1, 1), wp.vec3, d)
-        self._counts = wp.zeros((cap, len(Count)), dtype=int, device=d)
         self._history = _Staging((cap + 1, HISTORY_COLUMNS), wp.float64, d)
         self._capacity = cap
         self._graph = None
@@ -675,7 +661,7 @@ class Fitter:
             outputs=[self._iteration, self._slot],
             device=self.device,
         )
-        self._counts.zero_()
+        self._history.device_array.zero_()
 
     def _stage(self) -> None:
         """Copy the step's slot of the chunk arrays into the step's buffers."""
@@ -776,7 +762,7 @@ class Fitter:
             step_stats_kernel,
             dim=self.batch,
             inputs=[self._hits.hit_t, self._mask, self._loss, self._terms, self._slot],
-            outputs=[self._history.device_array, self._counts],
+            outputs=[self._history.device_array],
             device=self.device,
         )
         wp.launch(
@@ -829,9 +815,9 @@ class Fitter:
             else:
                 self._step()
         wp.launch(
-            pack_history_kernel,
-            dim=self._capacity,
-            inputs=[self._counts, self._halt],
+            status_row_kernel,
+            dim=1,
+            inputs=[self._halt],
             outputs=[self._history.device_array],
             device=self.device,
         )
