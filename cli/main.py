@@ -149,7 +149,7 @@ def new(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write a commented scene file to start from."""
-    from warpsdf.io.images import atomic_file
+    from warpsdf.io.files import atomic_file
     from warpsdf.templates import Template, template_text, write_example_mesh
 
     try:
@@ -206,7 +206,7 @@ def targets(
     xyz_NNN.png (16-bit) and depth_NNN.npy. Read it back with kind = "images"."""
 
     from warpsdf.device import resolve_device
-    from warpsdf.io.images import staged_dir
+    from warpsdf.io.files import staged_dir
     from warpsdf.scene import load_scene
     from warpsdf.targets import target_views, write_image_views
 

@@ -108,7 +108,7 @@ def run_sweep(
     import dataclasses
 
     from warpsdf.errors import OutputError
-    from warpsdf.io.images import ensure_parent
+    from warpsdf.io.files import ensure_parent
     from warpsdf.sweep import finished_result, point_spec, store_point, write_summary
 
     if executor not in EXECUTORS:  # before anything is written

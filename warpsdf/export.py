@@ -10,7 +10,7 @@ from warp.geometry import IsoSurfaceMarchingCubes
 
 from warpsdf.errors import OutputError
 from warpsdf.fields.base import Field
-from warpsdf.io.images import atomic_file
+from warpsdf.io.files import atomic_file
 
 MESH_SUFFIXES = (".ply", ".obj", ".stl", ".glb")
 

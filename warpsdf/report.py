@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from warpsdf.errors import InputFileError, OutputError
-from warpsdf.io.images import atomic_file
+from warpsdf.io.files import atomic_file, read_json
 from warpsdf.run import is_run_folder
 from warpsdf.sweep import SUMMARY_METRICS
 
@@ -190,7 +190,4 @@ def write_report(source: str | Path, out: str | Path) -> str:
 
 
 def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputFileError(f"{path}: unreadable ({err})") from None
+    return read_json(path, "file")

@@ -33,7 +33,8 @@ from warpsdf.errors import InputFileError, OutputError, WarpsdfError
 from warpsdf.export import extract_mesh, write_mesh
 from warpsdf.fields.base import Field
 from warpsdf.fit import LOG_COLUMNS, DivergedError, Fitter, StepRecord, field_from_params
-from warpsdf.io.images import atomic_file, to_uint8, write_gif, write_json, write_png
+from warpsdf.io.files import atomic_file, write_json
+from warpsdf.io.images import to_uint8, write_gif, write_png
 from warpsdf.io.plots import error_image, loss_plot, side_by_side, upscale
 from warpsdf.metrics import fit_metrics, trace_views, xyz_errors
 from warpsdf.render import RenderMode, render

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from warpsdf.errors import SceneError
+from warpsdf.io.files import read_toml
 from warpsdf.limits import (
     MAX_FREQUENCIES,
     MAX_LAYERS,
@@ -336,16 +337,7 @@ def load_scene(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
     the file and the key.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SceneError(f"{path}: scene file not found") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise SceneError(f"{path}: cannot read scene file ({err})") from None
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise SceneError(f"{path}: TOML syntax error: {err}") from None
+    raw = read_toml(path, "scene file", SceneError)
     return scene_from_dict(raw, source=path, overrides=overrides)
 
 

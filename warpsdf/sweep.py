@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from warpsdf.errors import SceneError, WarpsdfError
-from warpsdf.io.images import atomic_file, json_text, staged_dir, write_json
+from warpsdf.io.files import atomic_file, json_text, read_toml, staged_dir, write_json
 from warpsdf.scene import Scene, _suggest, _toml_value, load_scene
 
 SWEEP_KEYS = {"base", "name", "out", "set", "grid", "points", "criteria"}
@@ -149,14 +149,7 @@ def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def load_sweep(path: str | Path) -> Sweep:
     """Read and check a sweep file; every point's scene is validated up front."""
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SceneError(f"{path}: sweep file not found") from None
-    except tomllib.TOMLDecodeError as err:
-        raise SceneError(f"{path}: TOML syntax error: {err}") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise SceneError(f"{path}: cannot read sweep file ({err})") from None
+    raw = read_toml(path, "sweep file", SceneError)
     for key in raw:
         if key not in SWEEP_KEYS:
             raise SceneError(f"{path}: {key}: unknown key{_suggest(key, SWEEP_KEYS)}")

@@ -161,7 +161,7 @@ def write_example_mesh(path) -> None:
     """A small torus with a sphere through its hole, as a binary PLY (for the mesh template)."""
     import trimesh
 
-    from warpsdf.io.images import atomic_file
+    from warpsdf.io.files import atomic_file
 
     torus = trimesh.creation.torus(
         major_radius=0.5, minor_radius=0.18, major_sections=48, minor_sections=24

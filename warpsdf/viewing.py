@@ -10,7 +10,8 @@ import numpy as np
 
 from warpsdf.camera import Camera, camera_angles, camera_from_angles
 from warpsdf.errors import OutputError, WarpsdfError
-from warpsdf.io.images import staged_dir, to_uint8, write_gif, write_npy, write_png
+from warpsdf.io.files import staged_dir
+from warpsdf.io.images import to_uint8, write_gif, write_npy, write_png
 from warpsdf.render import RenderMode, render, to_display
 from warpsdf.scene import Scene
 from warpsdf.targets import training_cameras

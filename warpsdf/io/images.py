@@ -1,125 +1,20 @@
-"""Image, array and GIF files, written atomically.
+"""Image, array and GIF files, written atomically (:mod:`warpsdf.io.files`).
 
 Every writer puts its bytes in a temporary file beside the destination and
 renames it into place, so an interrupted write never leaves half a file.
-Output folders are staged the same way (:func:`staged_dir`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import math
-import os
-import shutil
-import tempfile
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import imageio.v3 as iio
 import numpy as np
 import png
 
-from warpsdf.errors import InputFileError, OutputError
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _make_parent(path: Path) -> None:
-    """Create ``path``'s parent folder chain; one-line error if impossible."""
-    parent = path.parent
-    if parent.exists() and not parent.is_dir():
-        raise OutputError(f"{path}: cannot write here, {parent} is a file, not a folder")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise OutputError(f"{path}: cannot create folder {parent} ({err.strerror})") from None
-
-
-def ensure_parent(path: str | Path) -> Path:
-    """Create the parent folder of an output file; one-line error if impossible."""
-    path = Path(path)
-    _make_parent(path)
-    if path.is_dir():
-        raise OutputError(f"{path}: is a folder, expected a file name")
-    return path
-
-
-def json_text(data: Any) -> str:
-    """Strict JSON (indented, with a final newline): a non-finite float, such as
-    an infinite Chamfer distance, becomes null."""
-
-    def safe(value: Any) -> Any:
-        if isinstance(value, float) and not math.isfinite(value):
-            return None
-        if isinstance(value, dict):
-            return {k: safe(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [safe(v) for v in value]
-        return value
-
-    return json.dumps(safe(data), indent=2, allow_nan=False) + "\n"
-
-
-def write_json(path: str | Path, data: Any) -> None:
-    """:func:`json_text` of ``data``, written atomically."""
-    with atomic_file(path) as tmp:
-        tmp.write_text(json_text(data), encoding="utf-8")
-
-
-@contextlib.contextmanager
-def atomic_file(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` on success."""
-    path = ensure_parent(path)
-    try:
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent
-        )
-        os.close(fd)
-    except OSError as err:
-        raise OutputError(f"{path}: cannot write ({err.strerror})") from None
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes files private
-        os.replace(tmp_path, path)
-    except OSError as err:
-        raise OutputError(f"{path}: cannot write ({err.strerror})") from None
-    finally:
-        tmp_path.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def staged_dir(path: str | Path, force: bool = False) -> Iterator[Path]:
-    """Build an output folder in a temporary sibling and move it into place on
-    success. An existing non-empty folder is only replaced with ``force``."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise OutputError(f"{path}: exists and is not a folder")
-    if path.is_dir() and any(path.iterdir()) and not force:
-        raise OutputError(f"{path}: folder exists and is not empty (use --force to replace it)")
-    _make_parent(path)  # the folder itself appears only on success
-    try:
-        stage = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    except OSError as err:
-        raise OutputError(f"{path}: cannot write ({err.strerror})") from None
-    try:
-        yield stage
-        os.chmod(stage, 0o777 & ~_umask())  # mkdtemp makes folders private
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(stage, path)
-    except OSError as err:
-        raise OutputError(f"{path}: cannot write ({err.strerror})") from None
-    finally:
-        if stage.exists():
-            shutil.rmtree(stage, ignore_errors=True)
+from warpsdf.errors import InputFileError
+from warpsdf.io.files import atomic_file
 
 
 def write_png(path: str | Path, image: np.ndarray) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from warpsdf.io.images import atomic_file
+from warpsdf.io.files import atomic_file
 
 
 def loss_plot(rows: list[dict[str, float]], path: str | Path, title: str = "") -> None:

@@ -10,6 +10,7 @@ import numpy as np
 
 from warpsdf.camera import Camera
 from warpsdf.errors import InputFileError
+from warpsdf.io.files import read_json
 from warpsdf.io.images import read_npy, read_png, write_npy, write_png
 from warpsdf.targets.views import TargetView, decode_xyz, encode_xyz
 
@@ -25,14 +26,7 @@ def read_cameras(path: str | Path) -> list[tuple[Camera, dict[str, Path]]]:
     are relative to the json file; each must exist.
     """
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputFileError(f"{path}: cameras file not found") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputFileError(f"{path}: cannot read ({err})") from None
-    except json.JSONDecodeError as err:
-        raise InputFileError(f"{path}: invalid JSON ({err})") from None
+    data = read_json(path, "cameras file")
     cams = data.get("cameras") if isinstance(data, dict) else None
     if not isinstance(cams, list) or not cams:
         raise InputFileError(f'{path}: expected {{"cameras": [...]}} with at least one camera')
