@@ -16,9 +16,8 @@ import warp as wp
 
 wp.config.log_level = wp.LOG_WARNING
 
-from warpsdf.cli.main import parse_resolution  # noqa: E402
-
 from warpsdf.bench import RENDER_CASES, bench_render, devices  # noqa: E402
+from warpsdf.cli.main import parse_resolution  # noqa: E402
 from warpsdf.errors import WarpsdfError  # noqa: E402
 
 

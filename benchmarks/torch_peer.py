@@ -22,8 +22,9 @@ import torch
 
 from warpsdf.camera import jitter_cameras, rays_for
 from warpsdf.fields.base import FD_GRADIENT_STEP, TETRAHEDRON
-from warpsdf.fields.mlp import SOFTPLUS_BETA, num_inputs
+from warpsdf.fields.mlp_core import SOFTPLUS_BETA, num_inputs
 from warpsdf.fit import Fitter, learning_rate, mask_alpha
+from warpsdf.fit.staging import flatten_targets
 from warpsdf.losses import MIN_GRAD_DOT_DIR
 from warpsdf.march import FAR_SDF, NOCLIP_EXTRA_BOUNDS, POLISH_STEPS
 from warpsdf.scene import ModelKind, Scene, SupervisionMode
@@ -84,7 +85,7 @@ class TorchPeer:
             self.field = FourierMLP(params, m.fourier_frequencies, m.hidden, m.layers)
         self.field.to(self.device)
         self.optimizer = torch.optim.Adam(self.field.parameters(), lr=self.scene.optim.lr)
-        t = fitter.targets
+        t = flatten_targets(fitter.views, set(self.scene.supervision.mode))
         self.cameras = fitter.cameras
         self.mask = torch.tensor(t.mask, device=self.device)
         self.xyz = torch.tensor(t.xyz, device=self.device)

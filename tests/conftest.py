@@ -29,6 +29,7 @@ def device(request) -> str:
 def cli(*args):
     """Run the warpsdf CLI in-process (Typer's CliRunner); arguments may be paths."""
     from typer.testing import CliRunner
+
     from warpsdf.cli.main import app
 
     return CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)

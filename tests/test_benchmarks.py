@@ -54,9 +54,9 @@ def test_suite_quick_mode_runs(capsys):
 
 def test_warpsdf_bench_command():
     from typer.testing import CliRunner
-    from warpsdf.cli.main import app
 
     from tests.conftest import assert_user_error
+    from warpsdf.cli.main import app
 
     runner = CliRunner()
     result = runner.invoke(

@@ -1,7 +1,6 @@
-"""Cameras (DESIGN §2): the pixel-ray formula, projection, layouts and shake.
-
-Everything here is numpy, so no Warp device is needed; the march tests check
-that these rays see what the closed form says.
+"""Cameras (DESIGN §2): the pixel-ray formula on the host and its device
+twin, projection, layouts and shake. The march tests check that these rays
+see what the closed form says.
 """
 
 from __future__ import annotations
@@ -306,3 +305,42 @@ def test_camera_rejects_impossible_values(kwargs):
     args = {"eye": (0.0, 0.0, 2.5), **kwargs}
     with pytest.raises(ValueError):
         Camera(**args)
+
+
+# ------------------------------------------------------------- device rays
+
+
+def test_device_rays_equal_the_host_rays(device):
+    """The device twin of the pixel-ray formula (camera.rays) gives exactly the
+    host's float32 rays, for several cameras in one launch and for a tile of rows."""
+    from warpsdf.camera.rays import device_rays
+
+    cameras = random_cameras()
+    origins, dirs = rays_for(cameras)
+    dev_origins, dev_dirs = device_rays(cameras, device)
+    np.testing.assert_array_equal(dev_origins.numpy(), origins)
+    np.testing.assert_array_equal(dev_dirs.numpy(), dirs)
+    cam = cameras[-1]
+    tile = (cam.height // 3, cam.height - 1)
+    o, d = cam.rays(rows=tile)
+    dev_o, dev_d = device_rays([cam], device, rows=tile)
+    np.testing.assert_array_equal(dev_o.numpy(), o)
+    np.testing.assert_array_equal(dev_d.numpy(), d)
+
+
+def test_random_in_ball_stays_in_the_ball_and_keeps_the_stream():
+    from warpsdf.camera import random_in_ball
+
+    rng = np.random.default_rng(3)
+    points = random_in_ball(rng, 20000, 0.7)
+    radii = np.linalg.norm(points, axis=1)
+    assert radii.max() <= 0.7 + 1e-12
+    # uniform in volume: the fraction inside half the radius is 1/8
+    assert abs(np.mean(radii < 0.35) - 0.125) < 0.01
+    # camera shake draws from the same stream, one point per camera, in order
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    cams = random_cameras()[:3]
+    shaken = jitter_cameras(cams, 0.1, a)
+    for cam, moved in zip(cams, shaken, strict=True):
+        offset = random_in_ball(b, 1, 0.1)[0]
+        np.testing.assert_allclose(np.subtract(moved.eye, cam.eye), offset, atol=1e-12)

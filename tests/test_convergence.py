@@ -37,7 +37,7 @@ def test_sphere_set_recovers_two_spheres_from_silhouettes(start, init_radius, de
     )
     assert len(scene.cameras.resolution) == 2 and scene.cameras.resolution == (64, 64)
     assert scene.cameras.count == 8
-    fitter = run(Fitter(scene, device))
+    fitter = run(Fitter.from_scene(scene, device))
     centers, radii = fitter.field.centers_radii()
     # match fitted spheres to true ones (2 spheres: try both orders)
     best = min(
@@ -49,7 +49,7 @@ def test_sphere_set_recovers_two_spheres_from_silhouettes(start, init_radius, de
     radius_error = np.abs(radii - TRUE_RADII)
     assert center_error.max() <= 0.02, (start, centers)
     assert radius_error.max() <= 0.02, (start, radii)
-    metrics = fit_metrics(fitter.field, scene, fitter.cameras, fitter.targets.views, fitter.target)
+    metrics = fit_metrics(fitter.field, scene, fitter.cameras, fitter.views, fitter.target)
     assert metrics["train_iou"] >= 0.98, metrics
     assert metrics["heldout_iou"] >= 0.97, metrics
 
@@ -67,8 +67,8 @@ def test_neural_sdf_single_xyz_view(device):
         ],
     )
     assert scene.cameras.jitter > 0 and scene.march.clip_back
-    fitter = run(Fitter(scene, device))
-    metrics = fit_metrics(fitter.field, scene, fitter.cameras, fitter.targets.views, fitter.target)
+    fitter = run(Fitter.from_scene(scene, device))
+    metrics = fit_metrics(fitter.field, scene, fitter.cameras, fitter.views, fitter.target)
     assert metrics["train_iou"] >= 0.95, metrics
     assert metrics["xyz_error"] <= 0.03, metrics
     # From the opposite side, nothing shows outside the bounding sphere.
@@ -96,6 +96,6 @@ def test_neural_sdf_airplane_silhouettes_generalise(device):
             "optim.iterations=800",
         ],
     )
-    fitter = run(Fitter(scene, device))
-    metrics = fit_metrics(fitter.field, scene, fitter.cameras, fitter.targets.views, fitter.target)
+    fitter = run(Fitter.from_scene(scene, device))
+    metrics = fit_metrics(fitter.field, scene, fitter.cameras, fitter.views, fitter.target)
     assert metrics["heldout_iou"] >= 0.85, metrics

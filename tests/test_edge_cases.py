@@ -3,7 +3,6 @@ message or a silently wrong result."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -72,33 +71,6 @@ def test_damaged_run_folders_give_one_line(run_dir, tmp_path):
     scene = (run_dir / "scene.toml").read_text().replace("count = 2", "count = 3")
     (run_dir / "scene.toml").write_text(scene)
     assert_user_error(cli("render", run_dir, "--out", tmp_path / "x.png"), "parameters")
-
-
-def test_batch_out_must_be_a_sweep_folder(tmp_path):
-    sweep = tmp_path / "s.toml"
-    sweep.write_text(
-        f'base = "{SPHERES.as_posix()}"\n[set]\noptim.iterations = 1\n'
-        "cameras.resolution = [8, 8]\n[grid]\noptim.lr = [0.01]\n"
-    )
-    busy = tmp_path / "busy"
-    busy.mkdir()
-    (busy / "mine.txt").write_text("keep")
-    assert_user_error(cli("batch", sweep, "--out", busy), "not a sweep folder")
-    assert sorted(p.name for p in busy.iterdir()) == ["mine.txt"]
-    assert_user_error(cli("batch", sweep, "--out", sweep), "not a folder")
-
-
-def test_sweep_summary_holds_absolute_run_dirs(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    sweep = tmp_path / "s.toml"
-    sweep.write_text(
-        f'base = "{SPHERES.as_posix()}"\nout = "rel"\n[set]\noptim.iterations = 2\n'
-        "cameras.resolution = [8, 8]\noutput.mesh_resolution = 8\noutput.heldout_views = 1\n"
-        "[grid]\noptim.lr = [0.01]\n"
-    )
-    assert cli("batch", sweep).exit_code == 0
-    point = json.loads((tmp_path / "rel" / "summary.json").read_text())["points"][0]
-    assert Path(point["run_dir"]).is_absolute() and Path(point["run_dir"]).is_dir()
 
 
 def test_views_of_file_cameras_keep_their_distance(tmp_path):

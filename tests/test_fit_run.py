@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import itertools
 import json
 import math
 import os
@@ -28,35 +27,19 @@ import numpy as np
 import pytest
 import trimesh
 
-import warpsdf.fit as fit_module
+import warpsdf.fit.schedule as schedule_module
 from tests.conftest import SCENES, assert_user_error, cli
+from tests.helpers import SPHERES_SCENE, TINY, tiny_scene
 from warpsdf.errors import InputFileError, OutputError, WarpsdfError
-from warpsdf.fit import LOG_COLUMNS, Fitter, learning_rate, mask_alpha
+from warpsdf.fit import LOG_COLUMNS, Fitter, RunStatus, fit, learning_rate, load_run, mask_alpha
+from warpsdf.io.layout import RunFolder
 from warpsdf.losses import TERM_NAMES
-from warpsdf.run import CHECKPOINT, SCENE_FILE, RunStatus, fit, load_run
-from warpsdf.scene import Schedule, load_scene
+from warpsdf.scene import load_scene
 
 SHIPPED = sorted(SCENES.glob("*.toml"))
-SPHERES_SCENE = SCENES / "two_spheres_silhouette.toml"
 XYZ_SCENE = SCENES / "two_spheres_xyz.toml"
 
-TINY = (
-    "cameras.resolution=[12, 12]",
-    "model.hidden=8",
-    "model.fourier_frequencies=1",
-    "march.max_steps=24",
-    "output.mesh_resolution=16",
-    "output.final_scale=2",
-    "output.heldout_views=2",
-    "optim.eikonal_samples=16",
-    "output.snapshot_every=2",
-    "output.checkpoint_every=3",
-)
 TINY_SET = [arg for item in TINY for arg in ("--set", item)]
-
-
-def tiny_scene(path: Path = SPHERES_SCENE, *extra: str):
-    return load_scene(path, [*TINY, *extra])
 
 
 def with_iterations(scene, n: int):
@@ -70,7 +53,7 @@ def read_log(run_dir: Path) -> tuple[list[str], list[dict[str, str]]]:
 
 
 def checkpoint(run_dir: Path) -> dict[str, np.ndarray]:
-    with np.load(run_dir / CHECKPOINT, allow_pickle=False) as data:
+    with np.load(RunFolder(run_dir).checkpoint, allow_pickle=False) as data:
         return {k: data[k] for k in data.files}
 
 
@@ -107,7 +90,7 @@ def test_fit_writes_every_run_file(device, tmp_path, scene_path):
     xyz = scene_path == XYZ_SCENE
 
     # the resolved scene, with the iteration count that was run
-    assert load_scene(run_dir / SCENE_FILE) == with_iterations(scene, n)
+    assert load_scene(RunFolder(run_dir).scene) == with_iterations(scene, n)
 
     state = checkpoint(run_dir)
     for key in ("params", "adam_m", "adam_v", "adam_t", "iteration", "rng_state", "log"):
@@ -176,7 +159,7 @@ def test_fit_writes_every_run_file(device, tmp_path, scene_path):
 
 
 def checkpoint_params_at_start(scene, device) -> np.ndarray:
-    return Fitter(scene, device).field.params.numpy()
+    return Fitter.from_scene(scene, device).field.params.numpy()
 
 
 @pytest.mark.parametrize(
@@ -242,7 +225,7 @@ def test_resume_refuses_a_different_model(device, tmp_path):
 
 
 def _steps(scene, device, k: int) -> np.ndarray:
-    fitter = Fitter(scene, device)
+    fitter = Fitter.from_scene(scene, device)
     for _ in range(k):
         fitter.step()
     return fitter.field.params.numpy()
@@ -257,7 +240,7 @@ def test_same_seed_same_parameters(device, scene_path, extra):
     scene = tiny_scene(scene_path, *extra)
     a, b = _steps(scene, device, 3), _steps(scene, device, 3)
     np.testing.assert_allclose(a, b, **param_tol(device))
-    assert not np.array_equal(a, Fitter(scene, device).field.params.numpy())  # it moved
+    assert not np.array_equal(a, Fitter.from_scene(scene, device).field.params.numpy())  # it moved
 
 
 def test_different_seed_different_mlp(device):
@@ -316,7 +299,7 @@ def test_resume_without_checkpoint_is_a_clear_error(device, tmp_path):
     result = cli(
         "fit", SPHERES_SCENE, "--out", run_dir, "-n", "1", "--device", device, "--resume", *TINY_SET
     )
-    assert_user_error(result, str(run_dir), "nothing to resume", CHECKPOINT)
+    assert_user_error(result, str(run_dir), "nothing to resume", RunFolder.CHECKPOINT)
     assert not run_dir.exists() or not any(run_dir.iterdir())
 
 
@@ -327,12 +310,12 @@ def test_nan_loss_stops_cleanly_with_the_last_good_state(device, tmp_path, monke
     fit), with a log row for each kept step, and the outputs are written."""
     scene = with_iterations(tiny_scene(), 5)  # the alpha schedule depends on the count
     reference = _steps(scene, device, 1)
-    real_alpha = fit_module.mask_alpha
+    real_alpha = schedule_module.mask_alpha
 
     def mask_alpha_nan_at_3(scene, iteration):
         return float("nan") if iteration == 2 else real_alpha(scene, iteration)
 
-    monkeypatch.setattr(fit_module, "mask_alpha", mask_alpha_nan_at_3)
+    monkeypatch.setattr(schedule_module, "mask_alpha", mask_alpha_nan_at_3)
     run_dir = tmp_path / "run"
     result = fit(scene, run_dir, device=device)
     assert result.status is RunStatus.DIVERGED and result.iteration == 1
@@ -388,64 +371,7 @@ def test_metrics_json_is_strict_json(device, tmp_path):
 
 
 # ---------------------------------------------------------------------------
-# 5. Schedules
-# ---------------------------------------------------------------------------
-
-
-def _optim(**changes):
-    scene = tiny_scene()
-    return scene.replace(optim=dataclasses.replace(scene.optim, **changes))
-
-
-def test_constant_learning_rate():
-    scene = _optim(lr=3e-3, iterations=10)
-    assert [learning_rate(scene, i) for i in (0, 5, 9, 20)] == [3e-3] * 4
-
-
-def test_cosine_learning_rate():
-    scene = _optim(schedule=Schedule.COSINE, lr=0.01, lr_final_ratio=0.1, iterations=11)
-    assert learning_rate(scene, 0) == pytest.approx(0.01, rel=1e-12)
-    assert learning_rate(scene, 10) == pytest.approx(0.001, rel=1e-12)
-    assert learning_rate(scene, 5) == pytest.approx(0.0055, rel=1e-12)  # half-way
-    lrs = [learning_rate(scene, i) for i in range(11)]
-    assert all(a > b for a, b in itertools.pairwise(lrs))
-    assert learning_rate(scene, 50) == pytest.approx(0.001, rel=1e-12)  # past the end (resume)
-    zero = _optim(schedule=Schedule.COSINE, lr=0.01, lr_final_ratio=0.0, iterations=5)
-    assert learning_rate(zero, 4) == pytest.approx(0.0, abs=1e-15)
-
-
-def test_step_learning_rate():
-    scene = _optim(schedule=Schedule.STEP, lr=0.02, step_every=3, step_gamma=0.5, iterations=10)
-    want = [0.02] * 3 + [0.01] * 3 + [0.005] * 3 + [0.0025]
-    assert [learning_rate(scene, i) for i in range(10)] == pytest.approx(want, rel=1e-12)
-
-
-def test_mask_alpha_annealing():
-    scene = _optim(mask_alpha=(50.0, 800.0), iterations=5)
-    assert mask_alpha(scene, 0) == pytest.approx(50.0, rel=1e-12)
-    assert mask_alpha(scene, 4) == pytest.approx(800.0, rel=1e-12)
-    assert mask_alpha(scene, 2) == pytest.approx(200.0, rel=1e-12)  # geometric midpoint
-    assert mask_alpha(scene, 99) == pytest.approx(800.0, rel=1e-12)
-    one = _optim(mask_alpha=(50.0, 800.0), iterations=1)
-    assert mask_alpha(one, 0) == pytest.approx(50.0, rel=1e-12)
-
-
-def test_schedule_reaches_the_optimiser(device, tmp_path):
-    """The lr the log reports is the one Adam used: with a step schedule the
-    first Adam step moves each parameter by lr (|m_hat / sqrt(v_hat)| = 1)."""
-    scene = _optim(schedule=Schedule.STEP, lr=0.02, step_every=1, step_gamma=0.25, iterations=2)
-    fitter = Fitter(scene, device)
-    before = fitter.field.params.numpy().copy()
-    record = fitter.step()
-    moved = np.abs(fitter.field.params.numpy() - before)
-    grad_nonzero = np.abs(fitter.field.params.grad.numpy()) > 1e-4  # >> Adam's eps
-    assert record.lr == 0.02
-    np.testing.assert_allclose(moved[grad_nonzero], 0.02, rtol=1e-3)
-    assert fitter.step().lr == pytest.approx(0.005)
-
-
-# ---------------------------------------------------------------------------
-# 6. The command line on every shipped scene
+# 5. The command line on every shipped scene
 # ---------------------------------------------------------------------------
 
 
@@ -543,7 +469,7 @@ def test_cli_bad_fit_export_render_input(device, tmp_path):
 
 
 # ---------------------------------------------------------------------------
-# 7. Ctrl-C in a real process
+# 6. Ctrl-C in a real process
 # ---------------------------------------------------------------------------
 
 
@@ -566,7 +492,7 @@ def test_ctrl_c_saves_and_resume_finishes(device, tmp_path):
     )
     try:
         deadline = time.monotonic() + 120
-        while not (run_dir / CHECKPOINT).exists():
+        while not (RunFolder(run_dir).checkpoint).exists():
             assert proc.poll() is None, f"fit ended early ({proc.returncode}): {proc.stdout.read()}"
             assert time.monotonic() < deadline, "no checkpoint after 120 s"
             time.sleep(0.1)

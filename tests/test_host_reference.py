@@ -4,7 +4,7 @@
 random inputs drawn per chunk and staged from slots, rays of shaken cameras
 built by a kernel, targets gathered by a kernel, the mask sharpness and the
 learning rate read from schedule arrays at a device iteration counter, its own
-Adam (:mod:`warpsdf.optim`) with a device step count, a finiteness guard and
+Adam (:mod:`warpsdf.fit.optim`) with a device step count, a finiteness guard and
 per-step statistics packed into a history. The other step-loop tests compare
 that machinery with itself (chunks against single steps, graph replay against
 launches), so a mistake common to every path would pass them.
@@ -48,7 +48,7 @@ import warp as wp
 import warp.optim
 
 from tests.conftest import SCENES
-from warpsdf.camera import jitter_cameras, rays_for
+from warpsdf.camera import jitter_cameras, rays_for, training_cameras
 from warpsdf.fields.base import FD_GRADIENT_STEP, TETRAHEDRON, evaluate
 from warpsdf.fit import Fitter, learning_rate, make_field, mask_alpha
 from warpsdf.losses import (
@@ -60,7 +60,7 @@ from warpsdf.losses import (
 )
 from warpsdf.march import march
 from warpsdf.scene import PointLoss, SilhouetteLoss, SupervisionMode, load_scene
-from warpsdf.targets import target_views, training_cameras
+from warpsdf.targets import target_views
 
 STEPS = 3
 DEVICE = "cpu"
@@ -263,7 +263,7 @@ def host_reference(scene, steps: int) -> dict:
 @pytest.mark.parametrize("case", list(CASES))
 def test_device_loop_matches_the_host_reference(case):
     scene = case_scene(case)
-    fitter = Fitter(scene, DEVICE)
+    fitter = Fitter.from_scene(scene, DEVICE)
     start = fitter.field.params.numpy().copy()
     records = fitter.steps(STEPS)
     ref = host_reference(scene, STEPS)

@@ -2,7 +2,10 @@
 
 Analytic spheres have an exact ray–sphere intersection, so masks, hit points,
 depth, normals and the minimum SDF along a ray can all be checked against
-numpy. Every test that launches a kernel takes the ``device`` fixture.
+numpy; so can the back wall of the bounding sphere, and the analytic
+primitives' values and gradients. The renderer's modes and tiles on top of the
+march are tests/test_render.py's subject. Every test that launches a kernel
+takes the ``device`` fixture.
 """
 
 from __future__ import annotations
@@ -14,6 +17,16 @@ import numpy as np
 import pytest
 import warp as wp
 
+from tests.helpers import (
+    BACK_WALL_EYE,
+    BACK_WALL_SPHERES,
+    DEPTH_TOL,
+    TWO_SPHERES,
+    XYZ_TOL,
+    back_wall_pixels,
+    exact_hits,
+    sphere_specs,
+)
 from warpsdf.camera import Camera, cameras_from_config
 from warpsdf.fields.analytic import (
     ANALYTIC_FUNCTIONS,
@@ -23,7 +36,7 @@ from warpsdf.fields.analytic import (
 )
 from warpsdf.fields.base import FD_GRADIENT_STEP
 from warpsdf.march import FAR_SDF, march
-from warpsdf.render import RenderMode, render, trace
+from warpsdf.render import trace
 from warpsdf.scene import (
     CameraLayout,
     CamerasConfig,
@@ -35,54 +48,12 @@ from warpsdf.scene import (
 )
 from warpsdf.targets import Target
 
-# Tolerances per output (world units). The marcher polishes hits with Newton
-# steps, so hit points are far tighter than hit_epsilon; 2e-3 leaves room for
-# float32 and the finite-difference normals.
-XYZ_TOL = 2e-3
-DEPTH_TOL = 2e-3
+# Tolerances per output beyond XYZ_TOL and DEPTH_TOL (tests.helpers).
 NORMAL_TOL = 1e-2
 # At most this fraction of pixels may disagree on hit/miss, all on silhouettes.
 MASK_FRACTION = 0.005
 
-TWO_SPHERES = (((-0.35, 0.0, 0.0), 0.3), ((0.4, 0.1, 0.0), 0.25))
 OFF_CENTRE = (((0.15, -0.1, 0.2), 0.45),)
-
-
-def sphere_specs(spheres) -> list[ShapeSpec]:
-    return [ShapeSpec(type=ShapeType.SPHERE, center=c, radius=r) for c, r in spheres]
-
-
-def exact_hits(origins: np.ndarray, dirs: np.ndarray, spheres) -> dict[str, np.ndarray]:
-    """Closed-form nearest ray–sphere intersection (float64) for a union of spheres.
-
-    Returns t (inf for a miss), the sphere index hit (-1), and ``graze``: True
-    where the ray passes within ``2e-3`` of a sphere's surface before (or
-    without) its first hit -- the silhouette rays, where sphere tracing with
-    hit_epsilon may legitimately stop on the grazed sphere.
-    """
-    o = np.asarray(origins, np.float64)
-    d = np.asarray(dirs, np.float64)
-    d = d / np.linalg.norm(d, axis=1, keepdims=True)
-    t_best = np.full(len(o), np.inf)
-    which = np.full(len(o), -1)
-    closest = []
-    for k, (c, r) in enumerate(spheres):
-        oc = o - np.asarray(c, np.float64)
-        b = (oc * d).sum(1)
-        disc = b * b - ((oc * oc).sum(1) - r * r)
-        s = np.sqrt(np.maximum(disc, 0.0))
-        t0, t1 = -b - s, -b + s
-        t = np.where(t0 > 0, t0, t1)
-        t = np.where((disc >= 0) & (t > 0), t, np.inf)
-        better = t < t_best
-        t_best = np.where(better, t, t_best)
-        which = np.where(better, k, which)
-        gap = np.linalg.norm(oc + b[:, None] * d, axis=1) - r  # closest approach - radius
-        closest.append((-b, gap))
-    graze = np.zeros(len(o), bool)
-    for t_close, gap in closest:
-        graze |= (np.abs(gap) < 2e-3) & (t_close <= t_best + 1e-9)
-    return {"t": t_best, "which": which, "graze": graze}
 
 
 def silhouette_only(diff: np.ndarray, exact_mask: np.ndarray) -> np.ndarray:
@@ -291,20 +262,6 @@ def test_march_reuses_the_output_buffers(device):
 # 6. The back wall of the bounding sphere
 # ---------------------------------------------------------------------------
 
-# A small sphere inside the unit bound, and a large one wholly outside it behind.
-BACK_WALL_SPHERES = (((0.0, 0.0, 0.0), 0.3), ((0.0, 0.0, -2.2), 1.0))
-BACK_WALL_EYE = (0.0, 0.0, 2.5)
-
-
-def back_wall_pixels(cam: Camera) -> dict[str, np.ndarray]:
-    """Per pixel: exact hits of each sphere alone, and which pixels see only the far one."""
-    origins, dirs = cam.rays()
-    near = exact_hits(origins, dirs, BACK_WALL_SPHERES[:1])
-    far = exact_hits(origins, dirs, BACK_WALL_SPHERES[1:])
-    both = exact_hits(origins, dirs, BACK_WALL_SPHERES)
-    only_far = ~np.isfinite(near["t"]) & np.isfinite(far["t"])
-    return {"near": near, "far": far, "only_far": only_far, "graze": both["graze"]}
-
 
 @pytest.mark.parametrize("clip_back", [True, False])
 def test_back_wall_analytic(device, clip_back):
@@ -331,51 +288,6 @@ def test_back_wall_analytic(device, clip_back):
         np.testing.assert_allclose(hits["hit_t"][only_far], far_t, atol=DEPTH_TOL)
         p = origins[only_far] + far_t[:, None] * dirs[only_far]
         np.testing.assert_allclose(hits["points"][only_far], p, atol=XYZ_TOL)
-
-
-@pytest.mark.parametrize("clip_back", [True, False])
-def test_back_wall_through_render_modes(device, clip_back):
-    field = AnalyticField(sphere_specs(BACK_WALL_SPHERES), device=device)
-    cam = Camera(BACK_WALL_EYE, width=32, height=32)
-    px = back_wall_pixels(cam)
-    config = MarchConfig(clip_back=clip_back)
-    mask = render(field, cam, RenderMode.MASK, config)
-    depth = render(field, cam, RenderMode.DEPTH, config)
-    assert mask.dtype == bool and mask.shape == (32, 32)
-    np.testing.assert_array_equal(np.isfinite(depth), mask)
-    only_far = (px["only_far"] & ~px["graze"]).reshape(32, 32)
-    assert only_far.sum() > 100
-    if clip_back:
-        assert not mask[only_far].any()
-    else:
-        assert mask[only_far].all()
-
-
-# ---------------------------------------------------------------------------
-# Render modes agree with the march
-# ---------------------------------------------------------------------------
-
-
-def test_render_modes_agree_with_exact_hits(device):
-    field = AnalyticField(sphere_specs(TWO_SPHERES), device=device)
-    cam = Camera((0.2, 0.3, 2.4), width=40, height=32)
-    origins, dirs = cam.rays()
-    ex = exact_hits(origins, dirs, TWO_SPHERES)
-    shape = (32, 40)
-    keep = (np.isfinite(ex["t"]) & ~ex["graze"]).reshape(shape)
-    mask = render(field, cam, RenderMode.MASK)
-    depth = render(field, cam, RenderMode.DEPTH)
-    xyz = render(field, cam, RenderMode.XYZ)
-    normals = render(field, cam, RenderMode.NORMALS)
-    shaded = render(field, cam, RenderMode.SHADED)
-    np.testing.assert_allclose(depth[keep], ex["t"].reshape(shape)[keep], atol=DEPTH_TOL)
-    p = origins + np.where(np.isfinite(ex["t"]), ex["t"], 0)[:, None] * dirs
-    np.testing.assert_allclose(xyz[keep], (p.reshape(32, 40, 3)[keep] + 1) / 2, atol=XYZ_TOL / 2)
-    assert (xyz[~mask] == 0).all() and (normals[~mask] == 0).all()
-    assert ((normals >= 0) & (normals <= 1)).all()
-    assert shaded.shape == (32, 40, 3) and ((shaded >= 0) & (shaded <= 1)).all()
-    # The shaded object differs from its background.
-    assert np.abs(shaded[mask].mean(0) - shaded[~mask].mean(0)).max() > 0.1
 
 
 # ---------------------------------------------------------------------------
@@ -556,14 +468,3 @@ def test_combine_ops_exact_values(device):
     assert got[1] == pytest.approx(0.0, abs=1e-6)
     seam = math.hypot(0.6, 0.6) - 0.5
     assert got[2] == pytest.approx(seam - k / 4, abs=1e-6)
-
-
-@pytest.mark.parametrize("mode", list(RenderMode))
-def test_tiled_render_equals_one_launch(device, mode):
-    """A render split into tiles of a few rows gives exactly the one-launch image."""
-    field = AnalyticField([ShapeSpec(type=ShapeType.SPHERE, center=(0.1, 0.05, 0.0), radius=0.4)],
-                          device=device)  # fmt: skip
-    camera = Camera((0.3, 0.4, 2.5), width=19, height=23)
-    whole = render(field, camera, mode, MarchConfig(), tile_rays=10**9)
-    tiled = render(field, camera, mode, MarchConfig(), tile_rays=3 * 19 + 5)  # 3 rows a tile
-    np.testing.assert_array_equal(tiled, whole)

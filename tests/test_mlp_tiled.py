@@ -1,4 +1,5 @@
-"""The tiled MLP kernels (warpsdf.fields.mlp_tiled) against the scalar ones.
+"""The tiled MLP kernels (warpsdf.fields.mlp_tiled) against the scalar ones
+(warpsdf.fields.mlp_scalar).
 
 Both evaluate the same network, so values, parameter gradients and sphere-traced
 hits must agree to float32 rounding. On the CPU Warp runs one thread per block,
@@ -17,7 +18,13 @@ from warpsdf.camera import orbit_cameras, rays_for
 from warpsdf.errors import SceneError
 from warpsdf.fields.base import evaluate
 from warpsdf.fields.mlp import MLPField, geometric_init, num_params
-from warpsdf.fields.mlp_tiled import PAD_BIAS, TILE_INPUTS, padded_size, width_bucket
+from warpsdf.fields.mlp_tiled import (
+    PAD_BIAS,
+    TILE_INPUTS,
+    padded_size,
+    unpack_grad_kernel,
+    width_bucket,
+)
 from warpsdf.march import march
 from warpsdf.scene import MarchConfig, MLPKernels, load_scene
 
@@ -74,8 +81,6 @@ def test_packing_matches_the_layout_and_gradients_map_back(frequencies, width, l
     np.testing.assert_array_equal(padded, padded_numpy(params, frequencies, width, layers))
     # unpacking a padded gradient equal to the padded parameters gives back the
     # flat parameters: every flat entry has exactly one padded source
-    from warpsdf.fields.mlp_tiled import unpack_grad_kernel
-
     field.params.grad.zero_()
     wp.launch(
         unpack_grad_kernel,

@@ -33,7 +33,7 @@ TINY = [
 
 def fitter(scene_file: str, kernels: MLPKernels, device: str, use_graph: bool) -> Fitter:
     scene = load_scene(SCENES / scene_file, [*TINY, f"model.kernels='{kernels.value}'"])
-    return Fitter(scene, device, use_graph=use_graph)
+    return Fitter.from_scene(scene, device, use_graph=use_graph)
 
 
 @pytest.mark.parametrize("scene_file", ["airplane.toml", "two_spheres_xyz.toml"])

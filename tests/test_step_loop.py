@@ -1,13 +1,13 @@
 """The fit's step loop (DESIGN §6, §7): chunks of steps with one readback.
 
-The contracts: our Adam is warp.optim.Adam's maths with the learning rate and
-step count on the device; k steps in one chunk give bit-for-bit the
-parameters, Adam state and records of k single steps on the CPU (so do steps
-replayed from a captured graph); a non-finite step changes nothing and is
-reported with the records of the good steps before it; the history's numbers
-are the host's; nothing inside a chunk allocates or reads back; and a run's
-log has one row per iteration whatever the chunking. Everything here is tiny
-(12x12 pixels, width-8 MLPs, a few steps) and runs on the CPU.
+The contracts: the finiteness guard records the first bad step; k steps in
+one chunk give bit-for-bit the parameters, Adam state and records of k single
+steps on the CPU (so do steps replayed from a captured graph); a non-finite
+step changes nothing and is reported with the records of the good steps before
+it; the history's numbers are the host's; nothing inside a chunk allocates or
+reads back; and a run's log has one row per iteration whatever the chunking.
+Adam itself and the schedules are tests/test_optim.py's subject. Everything
+here is tiny (12x12 pixels, width-8 MLPs, a few steps) and runs on the CPU.
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ import dataclasses
 import numpy as np
 import pytest
 import warp as wp
-import warp.optim
 
-import warpsdf.fit as fit_module
+import warpsdf.fit.guard as guard_module
+import warpsdf.fit.schedule as schedule_module
 from tests.conftest import SCENES
-from warpsdf.fit import DivergedError, Fitter, Problem, learning_rate
+from warpsdf.fit import DivergedError, Fitter, learning_rate
+from warpsdf.fit.guard import NO_DIVERGENCE, Problem
+from warpsdf.fit.run import chunk_length, fit
 from warpsdf.losses import TERM_NAMES
-from warpsdf.optim import NO_DIVERGENCE, Adam
-from warpsdf.run import chunk_length, fit
 from warpsdf.scene import Schedule, load_scene
 
 TINY = (
@@ -69,94 +69,14 @@ def without_seconds(record) -> dict:
 
 
 # ---------------------------------------------------------------------------
-# 1. Adam
+# 1. The divergence guard
 # ---------------------------------------------------------------------------
-
-
-def adam_numpy(p, grads, lrs, beta1=0.9, beta2=0.999, eps=1e-8):
-    """Slow reference: Adam (Kingma & Ba) in float64, one step per gradient.
-    The betas are rounded to float32 as the kernel holds them (1 - 0.999f is
-    1.3e-5 away from 1e-3, more than the float32 arithmetic's own error)."""
-    beta1, beta2 = float(np.float32(beta1)), float(np.float32(beta2))
-    p = p.astype(np.float64).copy()
-    m, v = np.zeros_like(p), np.zeros_like(p)
-    for t, (g, lr) in enumerate(zip(grads, lrs, strict=True)):
-        m = beta1 * m + (1 - beta1) * g
-        v = beta2 * v + (1 - beta2) * g * g
-        mhat, vhat = m / (1 - beta1 ** (t + 1)), v / (1 - beta2 ** (t + 1))
-        p -= lr * mhat / (np.sqrt(vhat) + eps)
-    return p, m, v
-
-
-def run_adam(p0, grads, lrs, halt_at: int | None = None):
-    """Our Adam over the gradients, the lr read at a device iteration counter;
-    with ``halt_at``, the halt record is set before that (0-based) step."""
-    params = wp.array(p0, dtype=float, device="cpu")
-    opt = Adam(params)
-    schedule = wp.array(np.asarray(lrs, np.float32), dtype=float, device="cpu")
-    halt = wp.full(2, NO_DIVERGENCE, dtype=int, device="cpu")
-    for i, g in enumerate(grads):
-        if i == halt_at:
-            halt.assign(np.array([i + 1, 0], np.int32))
-        it = wp.array([i], dtype=int, device="cpu")
-        opt.step(wp.array(g.astype(np.float32), dtype=float, device="cpu"), schedule, it, halt)
-    return params.numpy(), opt
-
-
-def test_adam_matches_numpy_and_warp_adam():
-    rng = np.random.default_rng(0)
-    p0 = rng.normal(size=33).astype(np.float32)
-    grads = [rng.normal(scale=s, size=33) for s in (1.0, 0.1, 3.0, 1e-3, 0.5, 2.0)]
-    grads[2][:5] = 0.0  # a zero gradient: v stays from earlier steps
-    lrs = [0.01, 0.02, 0.005, 0.001, 0.03, 0.01]  # a schedule that changes every step
-
-    got, opt = run_adam(p0, grads, lrs)
-    want_p, want_m, want_v = adam_numpy(p0, grads, lrs)
-    np.testing.assert_allclose(got, want_p, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(opt.m.numpy(), want_m, rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(opt.v.numpy(), want_v, rtol=1e-5, atol=1e-9)
-    assert opt.step_count == len(grads)
-
-    # bit for bit the maths of warp.optim.Adam (which takes lr and t from the host)
-    ref = wp.array(p0, dtype=float, device="cpu")
-    warp_adam = warp.optim.Adam([ref])
-    for g, lr in zip(grads, lrs, strict=True):
-        warp_adam.lr = lr
-        warp_adam.step([wp.array(g.astype(np.float32), dtype=float, device="cpu")])
-    np.testing.assert_array_equal(got, ref.numpy())
-    np.testing.assert_array_equal(opt.v.numpy(), warp_adam.v[0].numpy())
-
-
-def test_adam_halt_and_state_round_trip():
-    rng = np.random.default_rng(1)
-    p0 = rng.normal(size=9).astype(np.float32)
-    grads = [rng.normal(size=9) for _ in range(5)]
-    lrs = [0.01] * 5
-
-    # halted from step 3 on: parameters, moments and t of step 2
-    halted, opt = run_adam(p0, grads, lrs, halt_at=2)
-    two, opt2 = run_adam(p0, grads[:2], lrs[:2])
-    np.testing.assert_array_equal(halted, two)
-    np.testing.assert_array_equal(opt.m.numpy(), opt2.m.numpy())
-    assert opt.step_count == opt2.step_count == 2
-
-    # m, v, t saved after 2 steps and loaded into a fresh optimiser continue the same path
-    straight, _ = run_adam(p0, grads, lrs)
-    params = wp.array(two, dtype=float, device="cpu")
-    resumed = Adam(params)
-    resumed.load(opt2.m.numpy(), opt2.v.numpy(), np.int64(opt2.step_count))
-    schedule = wp.array(np.asarray(lrs, np.float32), dtype=float, device="cpu")
-    halt = wp.full(2, NO_DIVERGENCE, dtype=int, device="cpu")
-    for i in range(2, 5):
-        it = wp.array([i], dtype=int, device="cpu")
-        resumed.step(wp.array(grads[i].astype(np.float32), device="cpu"), schedule, it, halt)
-    np.testing.assert_array_equal(params.numpy(), straight)
 
 
 def test_guard_records_the_first_bad_step():
     def guard(halt, loss, values, grad, iteration):
         wp.launch(
-            fit_module.finite_guard_kernel,
+            guard_module.finite_guard_kernel,
             dim=1 + len(values) + len(grad),
             inputs=[
                 wp.array(np.float32([loss]), dtype=float),
@@ -190,9 +110,9 @@ def test_guard_records_the_first_bad_step():
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_chunks_match_single_steps(case):
     scene = tiny_scene(case, iterations=7)
-    single = Fitter(scene, "cpu")
+    single = Fitter.from_scene(scene, "cpu")
     one_by_one = [single.step() for _ in range(7)]
-    chunked = Fitter(scene, "cpu")
+    chunked = Fitter.from_scene(scene, "cpu")
     records = chunked.steps(3) + chunked.steps(4)
     assert_same_state(single, chunked)
     assert str(single.rng.bit_generator.state) == str(chunked.rng.bit_generator.state)
@@ -208,12 +128,12 @@ def test_graph_replay_matches_launches(case):
     """The captured step (Warp records graphs on the CPU too) replays with each
     step's own slot, schedule entries and Adam count."""
     scene = tiny_scene(case, iterations=7)
-    plain = Fitter(scene, "cpu", use_graph=False)
-    graphed = Fitter(scene, "cpu", use_graph=True)
-    assert Fitter(scene, "cpu").use_graph is False  # off by default on the CPU
+    plain = Fitter.from_scene(scene, "cpu", use_graph=False)
+    graphed = Fitter.from_scene(scene, "cpu", use_graph=True)
+    assert Fitter.from_scene(scene, "cpu").use_graph is False  # off by default on the CPU
     a = plain.steps(3) + plain.steps(4)
     b = graphed.steps(3) + graphed.steps(4)
-    assert graphed._graph is not None
+    assert graphed.captured
     assert_same_state(plain, graphed)
     assert [without_seconds(r) for r in a] == [without_seconds(r) for r in b]
 
@@ -224,13 +144,13 @@ def test_graph_is_recaptured_when_chunks_or_the_schedule_grow():
     capture must replay exactly what plain launches do, and a resumed state
     (load_state writes in place) must keep using a valid graph."""
     scene = tiny_scene(SPHERES, iterations=5)
-    plain = Fitter(scene, "cpu", use_graph=False)
-    graphed = Fitter(scene, "cpu", use_graph=True)
+    plain = Fitter.from_scene(scene, "cpu", use_graph=False)
+    graphed = Fitter.from_scene(scene, "cpu", use_graph=True)
     for k in (3, 20, 4):  # 20: capacity grows; 27 steps run past the 5 planned
         a, b = plain.steps(k), graphed.steps(k)
         assert [without_seconds(r) for r in a] == [without_seconds(r) for r in b]
         assert_same_state(plain, graphed)
-    assert graphed._capacity >= 20 and graphed._schedule_length >= 27
+    assert graphed.inputs.capacity >= 20 and graphed.schedules.length >= 27
     state = plain.state()
     plain.steps(2)
     graphed.steps(5)  # moves on, then goes back to the same state as plain had
@@ -244,13 +164,13 @@ def test_graph_is_recaptured_when_chunks_or_the_schedule_grow():
 
 def test_state_round_trip_continues_the_trajectory():
     scene = tiny_scene(MLP_SHAKEN, iterations=6)
-    straight = Fitter(scene, "cpu")
+    straight = Fitter.from_scene(scene, "cpu")
     straight.steps(6)
-    first = Fitter(scene, "cpu")
+    first = Fitter.from_scene(scene, "cpu")
     first.steps(2)
     state = first.state()
     assert set(state) == {"params", "adam_m", "adam_v", "adam_t", "iteration", "rng_state"}
-    resumed = Fitter(scene, "cpu")
+    resumed = Fitter.from_scene(scene, "cpu")
     resumed.load_state(state)
     resumed.steps(4)
     assert_same_state(straight, resumed)
@@ -264,10 +184,10 @@ def test_schedules_past_the_planned_iterations():
             scene.optim, schedule=Schedule.STEP, lr=0.02, step_every=1, step_gamma=0.5
         )
     )
-    fitter = Fitter(scene, "cpu")
+    fitter = Fitter.from_scene(scene, "cpu")
     records = fitter.steps(5)
     assert [r.lr for r in records] == [learning_rate(scene, i) for i in range(5)]
-    reference = Fitter(scene, "cpu")
+    reference = Fitter.from_scene(scene, "cpu")
     for _ in range(5):
         reference.step()
     assert_same_state(reference, fitter)
@@ -281,12 +201,12 @@ def test_schedules_past_the_planned_iterations():
 def nan_alpha_at(monkeypatch, iteration: int) -> None:
     """A NaN mask sharpness in the schedule at 0-based ``iteration``: that
     step's loss (and gradient) are NaN."""
-    real = fit_module.mask_alpha
+    real = schedule_module.mask_alpha
 
     def alpha(scene, i):
         return float("nan") if i == iteration else real(scene, i)
 
-    monkeypatch.setattr(fit_module, "mask_alpha", alpha)
+    monkeypatch.setattr(schedule_module, "mask_alpha", alpha)
 
 
 def test_divergence_inside_a_chunk_keeps_the_last_good_step(monkeypatch):
@@ -294,13 +214,13 @@ def test_divergence_inside_a_chunk_keeps_the_last_good_step(monkeypatch):
     3's update is undone and the fit keeps iteration 2, the last parameters
     whose loss was finite (as the step-by-step fitter always did)."""
     scene = tiny_scene(SPHERES, iterations=8)
-    reference = Fitter(scene, "cpu")
+    reference = Fitter.from_scene(scene, "cpu")
     good = [reference.step() for _ in range(2)]
     after_two = reference.state()
     good.append(reference.step())
 
     nan_alpha_at(monkeypatch, 3)  # step 4
-    fitter = Fitter(scene, "cpu")
+    fitter = Fitter.from_scene(scene, "cpu")
     fitter.steps(1)
     with pytest.raises(DivergedError) as info:
         fitter.steps(5)
@@ -323,11 +243,11 @@ def test_divergence_inside_a_chunk_keeps_the_last_good_step(monkeypatch):
 
 def test_divergence_undoes_the_last_step_of_the_previous_chunk(monkeypatch):
     scene = tiny_scene(SPHERES, iterations=8)
-    reference = Fitter(scene, "cpu")
+    reference = Fitter.from_scene(scene, "cpu")
     reference.steps(2)
     after_two = reference.state()
     nan_alpha_at(monkeypatch, 3)  # step 4, the first of the second chunk
-    fitter = Fitter(scene, "cpu")
+    fitter = Fitter.from_scene(scene, "cpu")
     fitter.steps(3)
     with pytest.raises(DivergedError) as info:
         fitter.steps(3)
@@ -339,9 +259,9 @@ def test_divergence_undoes_the_last_step_of_the_previous_chunk(monkeypatch):
 
 def test_divergence_on_the_first_step_of_a_chunk(monkeypatch):
     scene = tiny_scene(MLP_SHAKEN, iterations=6)
-    start = Fitter(scene, "cpu").state()
+    start = Fitter.from_scene(scene, "cpu").state()
     nan_alpha_at(monkeypatch, 0)
-    fitter = Fitter(scene, "cpu", use_graph=True)  # the bad step is the warm-up one
+    fitter = Fitter.from_scene(scene, "cpu", use_graph=True)  # the bad step is the warm-up one
     with pytest.raises(DivergedError, match="at iteration 1; kept the parameters of iteration 0"):
         fitter.steps(4)
     assert fitter.iteration == 0
@@ -357,19 +277,21 @@ def test_divergence_on_the_first_step_of_a_chunk(monkeypatch):
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_records_match_the_host(case):
     scene = tiny_scene(case, iterations=4)
-    fitter = Fitter(scene, "cpu")
+    fitter = Fitter.from_scene(scene, "cpu")
     for i in range(4):
         record = fitter.step()
-        pred = fitter._hits.hit_t.numpy() >= 0.0
-        truth = fitter._mask.numpy() > 0.5
+        pred = fitter.buffers.hits.hit_t.numpy() >= 0.0
+        truth = fitter.inputs.mask.numpy() > 0.5
         union = np.logical_or(pred, truth).sum()
         assert record.iteration == i + 1
-        assert record.loss == float(fitter._loss.numpy()[0])
-        assert record.terms == dict(zip(TERM_NAMES, map(float, fitter._terms.numpy()), strict=True))
+        assert record.loss == float(fitter.buffers.loss.numpy()[0])
+        assert record.terms == dict(
+            zip(TERM_NAMES, map(float, fitter.buffers.terms.numpy()), strict=True)
+        )
         assert record.mask_mse == float(np.mean(pred != truth))
         assert record.iou == (1.0 if union == 0 else np.logical_and(pred, truth).sum() / union)
-        assert record.lr == fit_module.learning_rate(scene, i)
-        assert record.alpha == fit_module.mask_alpha(scene, i)
+        assert record.lr == schedule_module.learning_rate(scene, i)
+        assert record.alpha == schedule_module.mask_alpha(scene, i)
     if case is MLP_SHAKEN:  # the batch's targets were gathered on the device
         assert 0.0 < record.iou < 1.0 and record.terms["eikonal"] > 0.0
 
@@ -381,7 +303,7 @@ def test_records_match_the_host(case):
 
 def test_no_allocation_or_readback_inside_a_chunk(monkeypatch):
     scene = tiny_scene(MLP_SHAKEN, iterations=40)
-    fitter = Fitter(scene, "cpu")
+    fitter = Fitter.from_scene(scene, "cpu")
     fitter.steps(8)  # compiles, allocates the chunk arrays
     counts: collections.Counter = collections.Counter()
 
@@ -468,7 +390,7 @@ def test_fit_divergence_keeps_the_good_rows_of_the_chunk(tmp_path, monkeypatch):
 def test_slow_steps_make_short_chunks(tmp_path, monkeypatch):
     """Once a chunk has measured the step time, chunks are cut to about
     CHUNK_SECONDS so that should_stop (Ctrl-C) is polled promptly."""
-    import warpsdf.run as run_module
+    import warpsdf.fit.run as run_module
 
     monkeypatch.setattr(run_module, "CHUNK_SECONDS", 1e-9)  # every step is "slow"
     chunks = []

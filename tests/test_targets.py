@@ -13,35 +13,30 @@ import pytest
 import trimesh
 import warp as wp
 
-from warpsdf.camera import Camera, fibonacci_cameras, orbit_cameras
+from tests.helpers import TWO_SPHERES, sphere_specs
+from warpsdf.camera import Camera, fibonacci_cameras, orbit_cameras, training_cameras
 from warpsdf.errors import InputFileError, SceneError
 from warpsdf.fields.analytic import AnalyticField
 from warpsdf.io.images import read_png, write_png
 from warpsdf.metrics import mask_iou
 from warpsdf.render import trace
-from warpsdf.scene import MarchConfig, ShapeSpec, ShapeType, TargetKind, load_scene
+from warpsdf.scene import MarchConfig, TargetKind, load_scene
 from warpsdf.targets import (
     MeshTarget,
     Target,
     build_target,
     load_image_views,
     target_views,
-    training_cameras,
     write_image_views,
 )
 from warpsdf.targets.mesh import load_mesh_arrays
 from warpsdf.targets.views import TargetView, decode_xyz, encode_xyz
 
-TWO_SPHERES = (((-0.35, 0.0, 0.0), 0.3), ((0.4, 0.1, 0.0), 0.25))
 MESH_CENTRE = (0.1, -0.05, 0.15)
 MESH_RADIUS = 0.5
 # 16-bit XYZ PNGs store (xyz + 1) / 2 rounded to 1/65535: half a step in
 # [-1, 1] units is 1/65535, plus float32 rounding.
 XYZ_PNG_TOL = 1.0 / 65535.0 + 1e-6
-
-
-def sphere_specs(spheres) -> list[ShapeSpec]:
-    return [ShapeSpec(type=ShapeType.SPHERE, center=c, radius=r) for c, r in spheres]
 
 
 def exact_sphere_t(origins: np.ndarray, dirs: np.ndarray, centre, radius) -> np.ndarray:
@@ -399,15 +394,6 @@ def test_xyz_encoding_is_the_design_formula():
     np.testing.assert_array_equal(encode_xyz(xyz, bits=8)[0, 0], [0, 128, 255])
     back = decode_xyz(rgb16)
     assert np.abs(back - np.clip(xyz, -1, 1)).max() <= XYZ_PNG_TOL
-
-
-def test_mask_iou():
-    a = np.zeros((4, 4), bool)
-    b = np.zeros((4, 4), bool)
-    assert mask_iou(a, b) == 1.0
-    a[:2] = True
-    b[1:3] = True
-    assert mask_iou(a, b) == pytest.approx(4 / 12)
 
 
 # ---------------------------------------------------------------------------

@@ -37,7 +37,7 @@ CASES = {
 def test_peer_loss_matches_warpsdf(case):
     path, overrides = CASES[case]
     scene = load_scene(SCENES / path, overrides)
-    fitter = Fitter(scene, "cpu")
+    fitter = Fitter.from_scene(scene, "cpu")
     peer_fit = TorchPeer(fitter)
     fitter.draw()
     alpha = mask_alpha(scene, 0)
@@ -53,7 +53,7 @@ def test_peer_loss_matches_warpsdf(case):
 
 def test_peer_follows_the_same_sphere_trajectory():
     scene = load_scene(SCENES / "two_spheres_silhouette.toml", ["cameras.resolution=[24, 24]"])
-    fitter = Fitter(scene, "cpu")
+    fitter = Fitter.from_scene(scene, "cpu")
     peer_fit = TorchPeer(fitter)
     for _ in range(10):
         fitter.step()

@@ -21,8 +21,8 @@ _EXPORTS = {
     "Scene": "warpsdf.scene",
     "load_scene": "warpsdf.scene",
     "build_target": "warpsdf.targets",
-    "fit": "warpsdf.run",
-    "load_run": "warpsdf.run",
+    "fit": "warpsdf.fit",
+    "load_run": "warpsdf.fit",
     "Fitter": "warpsdf.fit",
     "target_views": "warpsdf.targets",
 }
@@ -33,14 +33,15 @@ if TYPE_CHECKING:  # pragma: no cover
     # ruff: noqa: F401
     from warpsdf.camera import Camera, camera_from_angles
     from warpsdf.errors import WarpsdfError
-    from warpsdf.fit import Fitter
+    from warpsdf.fit import Fitter, fit, load_run
     from warpsdf.render import RenderMode, render
-    from warpsdf.run import fit, load_run
     from warpsdf.scene import Scene, load_scene
     from warpsdf.targets import build_target, target_views
 
 
 def __getattr__(name: str) -> Any:
+    if name == "fit":  # the package warpsdf.fit, callable as the function fit()
+        return importlib.import_module("warpsdf.fit")
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
     raise AttributeError(f"module 'warpsdf' has no attribute {name!r}")

@@ -11,10 +11,13 @@ device's peak FP32 rate, where that rate is known.
 
 from __future__ import annotations
 
+import importlib.resources
 import platform
 import resource
 import statistics
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,14 +25,20 @@ import warp as wp
 
 from warpsdf.camera import camera_from_angles
 from warpsdf.device import resolve_device
+from warpsdf.fields.factory import make_field
 from warpsdf.fields.mlp import MLPField, num_inputs
 from warpsdf.fields.spheres import SphereSetField
-from warpsdf.fit import Fitter, make_field
+from warpsdf.fit import Fitter
 from warpsdf.render import RenderMode, render
 from warpsdf.scene import load_scene
 from warpsdf.targets import build_target
 
-SCENES = Path(__file__).resolve().parents[1] / "scenes"
+
+def shipped_scene(name: str) -> Path:
+    """A shipped scene file (``scenes/NAME`` in the repository, installed with
+    the library as the package ``warpsdf.scenes``)."""
+    return Path(str(importlib.resources.files("warpsdf.scenes"))) / name
+
 
 # Peak FP32 (non-tensor) rates, FLOP/s, by a substring of the device name.
 PEAK_FP32 = {
@@ -70,6 +79,21 @@ FIT_CASES: dict[str, tuple[str, list[str]]] = {
         ],
     ),
 }
+
+
+@dataclass(frozen=True)
+class QuickRun:
+    """``warpsdf bench --quick``: a smoke run of a few seconds that checks an
+    install end to end (kernels compile and run); its numbers mean little."""
+
+    cases: tuple[str, ...] = ("render:airplane", "fit:spheres")
+    resolution: int = 64  # render size, pixels a side
+    iterations: int = 2
+    fit_overrides: tuple[str, ...] = ("cameras.count=2", "cameras.resolution=[16, 16]")
+
+
+QUICK = QuickRun()
+
 # name -> (scene, overrides, what is rendered: the scene's "target" or its initial "model")
 RENDER_CASES: dict[str, tuple[str, list[str], str]] = {
     "airplane": ("airplane.toml", [], "target"),
@@ -139,16 +163,18 @@ def eval_flops(field) -> tuple[float, float]:
     return 0.0, 0.0
 
 
-def fit_case(case: str, device: str, extra: list[str] | None = None) -> Fitter:
+def fit_case(case: str, device: str, extra: Sequence[str] | None = None) -> Fitter:
     """A Fitter for one of FIT_CASES (planned for many iterations, so the
     schedules stay at their start), with ``extra`` scene overrides."""
     scene_file, overrides = FIT_CASES[case]
-    scene = load_scene(SCENES / scene_file, [*overrides, "optim.iterations=100000", *(extra or [])])
-    return Fitter(scene, device)
+    scene = load_scene(
+        shipped_scene(scene_file), [*overrides, "optim.iterations=100000", *(extra or [])]
+    )
+    return Fitter.from_scene(scene, device)
 
 
 def bench_fit(
-    case: str, device: str, iterations: int = 5, extra: list[str] | None = None,
+    case: str, device: str, iterations: int = 5, extra: Sequence[str] | None = None,
     peak_gflops: float | None = None,
 ) -> dict:  # fmt: skip
     """One fit benchmark line. The headline time is one chunk of ``iterations``
@@ -175,7 +201,7 @@ def bench_fit(
         fitter.steps(1)
         for k, v in fitter.timings.items():
             phases.setdefault(k, []).append(v)
-        evals.append(int(fitter._hits.evals.numpy().sum()))
+        evals.append(int(fitter.buffers.hits.evals.numpy().sum()))
     profiled = (time.perf_counter() - profiled) / iterations
     fwd, bwd = eval_flops(fitter.field)
     taped = fitter.batch + (4 * scene.optim.eikonal_samples if fitter.w_eikonal > 0 else 0)
@@ -227,7 +253,7 @@ def bench_render(
     shipped scene's target or initial model."""
     height = height or width
     scene_file, overrides, what = RENDER_CASES[case]
-    scene = load_scene(SCENES / scene_file, overrides)
+    scene = load_scene(shipped_scene(scene_file), overrides)
     if what == "model":
         source = make_field(scene, np.random.default_rng(scene.seed), device)
     else:

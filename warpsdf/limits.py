@@ -1,4 +1,10 @@
-"""Sizes that one compiled kernel supports (checked when a scene is loaded)."""
+"""Sizes that one compiled kernel supports: the one home of these numbers.
+
+The scene loader checks them (:func:`warpsdf.scene.cross_checks`,
+:func:`warpsdf.scene.resolution_problem`), the scene docs and ``warpsdf new``
+templates quote them, and the kernels size their fixed-length vectors and tiles
+with them; nothing else writes the numbers down.
+"""
 
 MAX_WIDTH = 256  # MLP hidden width
 MAX_LAYERS = 8  # MLP hidden layers

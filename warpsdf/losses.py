@@ -21,6 +21,7 @@ import warp as wp
 
 from warpsdf.fields.base import tetrahedral_gradient
 from warpsdf.march import FAR_SDF
+from warpsdf.scene import PointLoss, SilhouetteLoss
 
 
 class Term(IntEnum):
@@ -28,6 +29,28 @@ class Term(IntEnum):
     XYZ = 1
     DEPTH = 2
     EIKONAL = 3
+
+
+class SilhouetteCode(IntEnum):
+    """[supervision] silhouette_loss inside the kernels."""
+
+    BCE = 0  # binary cross-entropy of the soft mask, divided by alpha
+    MSE = 1  # squared error of the soft mask
+
+
+class PointCode(IntEnum):
+    """[supervision] xyz_loss (points and depth) inside the kernels."""
+
+    L1 = 0
+    MSE = 1
+
+
+def silhouette_loss_code(loss: SilhouetteLoss) -> SilhouetteCode:
+    return SilhouetteCode[SilhouetteLoss(loss).name]
+
+
+def point_loss_code(loss: PointLoss) -> PointCode:
+    return PointCode[PointLoss(loss).name]
 
 
 NUM_TERMS = len(Term)
@@ -64,8 +87,9 @@ def adj_scheduled(schedule: wp.array(dtype=float), iteration: wp.array(dtype=int
 
 
 @wp.func
-def point_error(e: wp.vec3, squared: int) -> float:
-    if squared == 1:
+def point_error(e: wp.vec3, code: int) -> float:
+    """Mean over the axes of |e| (PointCode.L1) or e^2 (PointCode.MSE)."""
+    if code == int(PointCode.MSE):
         return wp.dot(e, e) / 3.0
     return (wp.abs(e[0]) + wp.abs(e[1]) + wp.abs(e[2])) / 3.0
 
@@ -88,8 +112,8 @@ def ray_loss_kernel(
     w_silhouette: float,  # loss weights (0 switches a term off)
     w_xyz: float,
     w_depth: float,
-    silhouette_mse: int,  # 1: squared error of the soft mask, 0: BCE / alpha
-    point_mse: int,  # 1: squared error of points/depth, 0: L1
+    silhouette_code: int,  # a SilhouetteCode
+    point_code: int,  # a PointCode (points and depth)
     terms_out: wp.array(dtype=float),  # (NUM_TERMS,) unweighted means, accumulated
     loss_out: wp.array(dtype=float),  # (1,) weighted sum, accumulated
 ):
@@ -108,16 +132,16 @@ def ray_loss_kernel(
         dt = -(f - detached[r]) / gd
         if w_xyz > 0.0:
             x = sample_points[r] + directions[r] * dt
-            e = point_error(x - target_xyz[r], point_mse)
+            e = point_error(x - target_xyz[r], point_code)
             wp.atomic_add(terms_out, int(Term.XYZ), e * inv_count)
             wp.atomic_add(loss_out, 0, w_xyz * e * inv_count)
         if w_depth > 0.0:
             de = hit_t[r] + dt - target_depth[r]
-            e = wp.where(point_mse == 1, de * de, wp.abs(de))
+            e = wp.where(point_code == int(PointCode.MSE), de * de, wp.abs(de))
             wp.atomic_add(terms_out, int(Term.DEPTH), e * inv_count)
             wp.atomic_add(loss_out, 0, w_depth * e * inv_count)
     elif w_silhouette > 0.0:
-        if silhouette_mse == 1:
+        if silhouette_code == int(SilhouetteCode.MSE):
             m = 1.0 / (1.0 + wp.exp(alpha * f))
             e = (m - y) * (m - y)
         else:

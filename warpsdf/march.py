@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass
+from enum import IntEnum
 
 import numpy as np
 import warp as wp
@@ -54,11 +55,22 @@ def bound_interval(origin: wp.vec3, direction: wp.vec3, bound_radius: float) -> 
     return wp.vec2(wp.max(-b - s, 0.0), t_exit)
 
 
+class BackWall(IntEnum):
+    """[march] clip_back inside the kernels: what the bound's back wall does."""
+
+    OPEN = 0  # clip_back = false: the ray marches on past it
+    CLIP = 1  # clip_back = true: it ends the ray (a miss)
+
+
+def back_wall(clip_back: bool) -> BackWall:
+    return BackWall.CLIP if clip_back else BackWall.OPEN
+
+
 @wp.func
 def far_limit(t_exit: float, clip_back: int, bound_radius: float) -> float:
-    """How far a ray looks: the back wall, or with ``clip_back`` 0 up to
+    """How far a ray looks: the back wall, or with ``BackWall.OPEN`` up to
     NOCLIP_EXTRA_BOUNDS bound radii past it (world units)."""
-    if clip_back == 0:
+    if clip_back == int(BackWall.OPEN):
         return t_exit + NOCLIP_EXTRA_BOUNDS * bound_radius
     return t_exit
 
@@ -95,7 +107,7 @@ def march_kernel(functions: FieldFunctions) -> wp.Kernel:
         params: wp.array(dtype=float),  # (P,) field parameters (Field.kernel_params)
         meta: wp.array(dtype=float),  # field sizes and constants
         bound_radius: float,  # world units
-        clip_back: int,  # 1: the back wall ends the ray (miss), 0: march on
+        clip_back: int,  # a BackWall
         max_steps: int,
         hit_epsilon: float,  # world units
         hit_t_out: wp.array(dtype=float),  # (R,) distance to the hit; -1 = miss
@@ -216,6 +228,12 @@ class RayHits:
 _RAY_HIT_DTYPES = (float, wp.vec3, wp.vec3, float, float, float, int)
 
 
+def bound_args(config: MarchConfig) -> list:
+    """The launch arguments that say where rays live: the bound's radius
+    (world units) and what its back wall does (a :class:`BackWall`)."""
+    return [float(config.bound_radius), int(back_wall(config.clip_back))]
+
+
 def march(
     field: Field,
     origins: wp.array,
@@ -225,8 +243,7 @@ def march(
 ) -> RayHits:
     """Sphere-trace ``field`` along the rays. ``out`` is reused if given."""
     n = origins.shape[0]
-    if out is None:
-        out = RayHits.allocate(n, field.device)
+    out = out or RayHits.allocate(n, field.device)
     field.functions.launch(
         march_kernel(field.functions),
         n,
@@ -235,8 +252,7 @@ def march(
             directions,
             field.kernel_params(),
             field.meta,
-            float(config.bound_radius),
-            int(config.clip_back),
+            *bound_args(config),
             int(config.max_steps),
             float(config.hit_epsilon),
         ],

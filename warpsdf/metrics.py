@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from warpsdf.camera import Camera, fibonacci_directions
+from warpsdf.camera import Camera, heldout_cameras
 from warpsdf.render import trace_cameras
 from warpsdf.scene import MarchConfig, Scene
 from warpsdf.targets.views import TargetView
+
+# The Chamfer distance compares the surface points these held-out views see
+# (traced at this resolution) on the fitted field and on the target.
+CHAMFER_PROBE_VIEWS = 16
+CHAMFER_PROBE_RESOLUTION = 64
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -36,30 +39,6 @@ def xyz_errors(pred: dict[str, np.ndarray], view: TargetView) -> tuple[np.ndarra
     both = pred["mask"] & view.mask
     err = np.linalg.norm(np.clip(pred["points"], -1, 1) - view.xyz, axis=-1)
     return both, err
-
-
-def heldout_cameras(scene: Scene, count: int, like: Camera) -> list[Camera]:
-    """``count`` views spread over the sphere, turned away from the Fibonacci
-    lattice the training layouts use (so none coincides with a training view)."""
-    dirs = fibonacci_directions(count)
-    angle = math.radians(23.0)
-    rot = np.array(
-        [[math.cos(angle), 0, math.sin(angle)], [0, 1, 0], [-math.sin(angle), 0, math.cos(angle)]]
-    )
-    dirs = dirs @ rot.T
-    center = np.asarray(scene.cameras.look_at, np.float64)
-    dist = float(np.linalg.norm(np.asarray(like.eye) - np.asarray(like.target)))
-    return [
-        Camera(
-            tuple(center + dist * d),
-            tuple(center),
-            (0.0, 1.0, 0.0),
-            like.fov_deg,
-            like.width,
-            like.height,
-        )
-        for d in dirs
-    ]
 
 
 def chamfer_distance(a: np.ndarray, b: np.ndarray, max_points: int = 3000, seed: int = 0) -> float:
@@ -106,13 +85,14 @@ def fit_metrics(
     if target is not None and target.renderable:
         count = scene.output.heldout_views
         if count > 0:
-            held = heldout_cameras(scene, count, cameras[0])
+            held = heldout_cameras(count, cameras[0], scene.cameras.look_at)
             truth = trace_views(target.source, held, scene.march)
             guess = trace_views(field, held, scene.march)
             metrics["heldout_iou"] = float(
                 np.mean([mask_iou(g["mask"], t["mask"]) for g, t in zip(guess, truth, strict=True)])
             )
-        probe = heldout_cameras(scene, 16, cameras[0].with_resolution(64, 64))
+        like = cameras[0].with_resolution(CHAMFER_PROBE_RESOLUTION, CHAMFER_PROBE_RESOLUTION)
+        probe = heldout_cameras(CHAMFER_PROBE_VIEWS, like, scene.cameras.look_at)
         a = np.concatenate([p["points"][p["mask"]] for p in trace_views(field, probe, scene.march)])
         b = np.concatenate(
             [p["points"][p["mask"]] for p in trace_views(target.source, probe, scene.march)]

@@ -12,7 +12,8 @@ from enum import IntEnum, StrEnum
 import numpy as np
 import warp as wp
 
-from warpsdf.camera import Camera, rays_for
+from warpsdf.camera import Camera
+from warpsdf.camera.rays import device_rays
 from warpsdf.fields.base import Field
 from warpsdf.march import RayHits, march
 from warpsdf.scene import MarchConfig
@@ -111,17 +112,9 @@ def trace(source, origins: wp.array, directions: wp.array, config: MarchConfig) 
     return source.trace(origins, directions, config)
 
 
-def _camera_rays(camera_list: list[Camera], device) -> tuple[wp.array, wp.array]:
-    origins, directions = rays_for(camera_list)
-    return (
-        wp.array(origins, dtype=wp.vec3, device=device),
-        wp.array(directions, dtype=wp.vec3, device=device),
-    )
-
-
 def trace_camera(source, camera: Camera, config: MarchConfig) -> RayHits:
     """Trace every pixel ray of one camera (row-major)."""
-    return trace(source, *_camera_rays([camera], source.device), config)
+    return trace(source, *device_rays([camera], source.device), config)
 
 
 def trace_cameras(
@@ -129,7 +122,7 @@ def trace_cameras(
 ) -> list[dict[str, np.ndarray]]:
     """Trace several cameras in one launch; per camera ``hit_t`` and ``points``
     (see :class:`RayHits`) as numpy arrays of H * W rows."""
-    traced = trace(source, *_camera_rays(cameras, source.device), config)
+    traced = trace(source, *device_rays(cameras, source.device), config)
     hits = {"hit_t": traced.hit_t.numpy(), "points": traced.points.numpy()}
     out, start = [], 0
     for cam in cameras:
@@ -185,9 +178,8 @@ def render(
     image = None
     for first in range(0, camera.height, rows_per_tile):
         stop = min(camera.height, first + rows_per_tile)
-        o, d = camera.rays(rows=(first, stop))
-        directions = wp.array(d, dtype=wp.vec3, device=device)
-        hits = trace(source, wp.array(o, dtype=wp.vec3, device=device), directions, config)
+        origins, directions = device_rays([camera], device, rows=(first, stop))
+        hits = trace(source, origins, directions, config)
         tile = shade(hits, directions, camera, mode, rows=stop - first)
         if image is None:
             image = np.empty((camera.height, *tile.shape[1:]), tile.dtype)

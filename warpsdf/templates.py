@@ -1,8 +1,36 @@
-"""Commented scene files to start from (``warpsdf new NAME --template T``)."""
+"""Commented scene files to start from (``warpsdf new NAME --template T``).
+
+A template is generated from the scene schema: every key of every section is
+written, in schema order, with the schema's doc and rule as its comment (see
+:func:`warpsdf.scene.field_comment`). The keys a template sets are written as
+values; every other key is commented out with its default, so the file lists
+all there is to change and cannot drift from the schema. What a template owns
+is only its few lines of prose and the table of keys it sets (:data:`TEMPLATES`).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import textwrap
+from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from warpsdf.scene import (
+    SECTIONS,
+    SHAPE_PARAMS,
+    SHAPES,
+    field_comment,
+    field_default,
+    is_unset,
+    key_doc,
+    section_fields,
+    to_plain,
+    toml_value,
+    top_level_fields,
+)
+from warpsdf.scene.toml import is_table_list, table_list_lines
 
 
 class Template(StrEnum):
@@ -12,152 +40,210 @@ class Template(StrEnum):
     IMAGES = "images"
 
 
-_COMMON_TAIL = """
-[march]
-bound_radius = 1.0            # world units: everything lives in this sphere
-clip_back = true              # false marches past the back wall (shows the field behind)
-max_steps = 64                # sphere-tracing steps per ray
-hit_epsilon = 1e-3            # world units: SDF value that counts as a hit
+class _SchemaDefault:
+    """A template value that says: set this key, to the schema's default."""
 
-[optim]
-iterations = 2000
-lr = 1e-3                     # Adam learning rate
-eikonal_weight = 0.1          # weight of the |grad f| = 1 term
-mask_alpha = [50.0, 1600.0]   # soft-silhouette sharpness, annealed start -> end
+    def __repr__(self) -> str:
+        return "SCHEMA_DEFAULT"
 
-[output]
-# dir = "runs/{name}"         # run folder (default runs/NAME, relative to where you run)
-snapshot_every = 20           # iterations between frames of the optimisation GIF
-"""
 
-_CAMERAS_ORBIT = """
-[cameras]
-layout = "orbit"              # single | orbit | fibonacci | file
-count = 8                     # number of views
-distance = 2.5                # world units from look_at
-elevation_deg = 20.0          # degrees above the horizon
-fov_deg = 40.0                # vertical field of view, degrees
-resolution = [64, 64]         # pixels: [width, height]
-jitter = 0.0                  # camera shake per iteration, world units
-"""
+SCHEMA_DEFAULT: Any = _SchemaDefault()
+_UNSET = object()  # a key the template does not set: written commented out
 
-_TEMPLATES = {
-    Template.XYZ: """# {name}: fit a neural SDF to one "XYZ image" (RGB = visible surface point).
-# Check it:   warpsdf validate {file}
-# Look at it: warpsdf render {file} --out target.png --mode xyz
-name = "{name}"
-seed = 0
+COMMENT_COLUMN = 30  # where the comment after a key starts (when the key fits)
 
-[target]
-kind = "shapes"               # shapes | mesh | images
-# Each shape: type = sphere | box | rounded_box | capsule | torus | cylinder,
-# placed with center, rotation_deg, scale, and joined to the shapes before it
-# with op = union | smooth_union | subtract (k = blend radius).
-shapes = [
-    {{ type = "sphere", center = [-0.35, 0.0, 0.0], radius = 0.3 }},
-    {{ type = "sphere", center = [0.40, 0.1, 0.0], radius = 0.25 }},
+
+@dataclass(frozen=True)
+class TemplateSpec:
+    """What one template says beyond the schema: the prose at its top and the
+    keys it sets ("section.key" -> plain TOML data or :data:`SCHEMA_DEFAULT`).
+    Strings in both may name ``{name}``, ``{file}``, ``{mesh}`` and ``{views}``."""
+
+    intro: tuple[str, ...]
+    values: dict[str, Any]
+
+
+_TWO_SPHERES = [
+    {"type": "sphere", "center": [-0.35, 0.0, 0.0], "radius": 0.3},
+    {"type": "sphere", "center": [0.40, 0.1, 0.0], "radius": 0.25},
 ]
 
-[cameras]
-layout = "single"             # one view from the front (+Z)
-distance = 2.5                # world units
-fov_deg = 40.0                # degrees
-resolution = [64, 64]         # pixels: [width, height]
-jitter = 0.01                 # camera shake per iteration, world units
+_ORBIT = {
+    "cameras.layout": "orbit",
+    "cameras.count": 8,
+    "cameras.distance": SCHEMA_DEFAULT,
+    "cameras.elevation_deg": 20.0,
+    "cameras.fov_deg": SCHEMA_DEFAULT,
+    "cameras.resolution": [64, 64],
+    "cameras.jitter": SCHEMA_DEFAULT,
+}
 
-[supervision]
-mode = ["xyz"]                # any of: silhouette, xyz, depth
-weights = {{ xyz = 1.0 }}
+_MLP = {
+    "model.kind": "mlp",
+    "model.hidden": SCHEMA_DEFAULT,
+    "model.layers": SCHEMA_DEFAULT,
+    "model.fourier_frequencies": SCHEMA_DEFAULT,
+    "model.init_radius": SCHEMA_DEFAULT,
+}
 
-[model]
-kind = "mlp"                  # spheres | mlp
-hidden = 64                   # layer width
-layers = 3                    # hidden layers
-fourier_frequencies = 6       # Fourier feature frequencies
-init = "sphere"               # geometric init: the SDF starts as a sphere
-init_radius = 0.5             # world units
-""",
-    Template.SILHOUETTE: """# {name}: fit a set of spheres to silhouettes from several views.
-# Check it:   warpsdf validate {file}
-# Look at it: warpsdf render {file} --turntable 24 --out turntable.gif
-name = "{name}"
-seed = 0
+_COMMON = {
+    "name": "{name}",
+    "seed": SCHEMA_DEFAULT,
+    "march.bound_radius": SCHEMA_DEFAULT,
+    "march.clip_back": SCHEMA_DEFAULT,
+    "march.max_steps": SCHEMA_DEFAULT,
+    "march.hit_epsilon": SCHEMA_DEFAULT,
+    "optim.iterations": SCHEMA_DEFAULT,
+    "optim.lr": SCHEMA_DEFAULT,
+    "optim.eikonal_weight": SCHEMA_DEFAULT,
+    "optim.mask_alpha": SCHEMA_DEFAULT,
+    "output.snapshot_every": SCHEMA_DEFAULT,
+}
 
-[target]
-kind = "shapes"               # shapes | mesh | images
-shapes = [
-    {{ type = "sphere", center = [-0.35, 0.0, 0.0], radius = 0.3 }},
-    {{ type = "sphere", center = [0.40, 0.1, 0.0], radius = 0.25 }},
-]
-"""
-    + _CAMERAS_ORBIT
-    + """
-[supervision]
-mode = ["silhouette"]
+_HOW_TO_READ = "# Every key is listed; a commented-out one keeps the default shown."
 
-[model]
-kind = "spheres"              # spheres | mlp
-count = 2                     # number of spheres
-init = "grid"                 # random | grid: where the centres start
-init_radius = 0.3             # world units: start too big to watch them shrink
-smooth_k = 0.05               # world units: smooth-min blend radius
-""",
-    Template.MESH: """# {name}: fit a neural SDF to silhouettes of a mesh file.
-# Check it:   warpsdf validate {file}
-# Look at it: warpsdf render {file} --out target.png
-name = "{name}"
-seed = 0
-
-[target]
-kind = "mesh"
-path = "{mesh}"               # OBJ, PLY, STL or GLB; relative to this file
-normalize = true              # centre it and scale it into the bounding sphere
-normalize_fill = 0.9          # farthest vertex at this fraction of bound_radius
-"""
-    + _CAMERAS_ORBIT
-    + """
-[supervision]
-mode = ["silhouette"]
-
-[model]
-kind = "mlp"
-hidden = 64
-layers = 3
-fourier_frequencies = 6
-init_radius = 0.5
-""",
-    Template.IMAGES: """# {name}: fit a neural SDF to a folder of images with cameras.json.
-# Make such a folder from any scene:  warpsdf targets OTHER.toml --out {views}
-# Check it:   warpsdf validate {file}
-name = "{name}"
-seed = 0
-
-[target]
-kind = "images"
-path = "{views}/cameras.json"  # relative to this file; cameras come from it
-
-[supervision]
-mode = ["silhouette", "xyz"]   # use what the folder provides: mask, xyz, depth
-weights = {{ silhouette = 1.0, xyz = 1.0 }}
-
-[model]
-kind = "mlp"
-hidden = 64
-layers = 3
-fourier_frequencies = 6
-init_radius = 0.5
-""",
+TEMPLATES: dict[Template, TemplateSpec] = {
+    Template.XYZ: TemplateSpec(
+        intro=(
+            '# {name}: fit a neural SDF to one "XYZ image" (RGB = visible surface point).',
+            "# Check it:   warpsdf validate {file}",
+            "# Look at it: warpsdf render {file} --out target.png --mode xyz",
+            _HOW_TO_READ,
+        ),
+        values=_COMMON
+        | {
+            "target.kind": "shapes",
+            "target.shapes": _TWO_SPHERES,
+            "cameras.layout": "single",
+            "cameras.distance": SCHEMA_DEFAULT,
+            "cameras.fov_deg": SCHEMA_DEFAULT,
+            "cameras.resolution": [64, 64],
+            "cameras.jitter": 0.01,
+            "supervision.mode": ["xyz"],
+            "supervision.weights": {"xyz": 1.0},
+        }
+        | _MLP
+        | {"model.init": "sphere"},
+    ),
+    Template.SILHOUETTE: TemplateSpec(
+        intro=(
+            "# {name}: fit a set of spheres to silhouettes from several views.",
+            "# Check it:   warpsdf validate {file}",
+            "# Look at it: warpsdf render {file} --turntable 24 --out turntable.gif",
+            _HOW_TO_READ,
+        ),
+        values=_COMMON
+        | {"target.kind": "shapes", "target.shapes": _TWO_SPHERES}
+        | _ORBIT
+        | {
+            "supervision.mode": ["silhouette"],
+            "model.kind": "spheres",
+            "model.count": SCHEMA_DEFAULT,
+            "model.init": "grid",
+            "model.init_radius": 0.3,  # start too big, to watch them shrink
+            "model.smooth_k": SCHEMA_DEFAULT,
+        },
+    ),
+    Template.MESH: TemplateSpec(
+        intro=(
+            "# {name}: fit a neural SDF to silhouettes of a mesh file.",
+            "# Check it:   warpsdf validate {file}",
+            "# Look at it: warpsdf render {file} --out target.png",
+            _HOW_TO_READ,
+        ),
+        values=_COMMON
+        | {
+            "target.kind": "mesh",
+            "target.path": "{mesh}",
+            "target.normalize": SCHEMA_DEFAULT,
+            "target.normalize_fill": SCHEMA_DEFAULT,
+        }
+        | _ORBIT
+        | {"supervision.mode": ["silhouette"]}
+        | _MLP,
+    ),
+    Template.IMAGES: TemplateSpec(
+        intro=(
+            "# {name}: fit a neural SDF to a folder of images with cameras.json.",
+            "# Make such a folder from any scene:  warpsdf targets OTHER.toml --out {views}",
+            "# Check it:   warpsdf validate {file}",
+            "# The cameras come from cameras.json: [cameras] is not used. Supervise with",
+            "# what the folder provides (mask: silhouette, xyz, depth).",
+            _HOW_TO_READ,
+        ),
+        values=_COMMON
+        | {
+            "target.kind": "images",
+            "target.path": "{views}/cameras.json",
+            "supervision.mode": ["silhouette", "xyz"],
+            "supervision.weights": {"silhouette": 1.0, "xyz": 1.0},
+        }
+        | _MLP,
+    ),
 }
 
 
 def template_text(template: Template, name: str, file: str, mesh: str = "", views: str = "") -> str:
     """The commented scene text for ``template``. ``file`` is the scene's own file
     name (for the hints), ``mesh`` and ``views`` the paths it refers to."""
-    body = _TEMPLATES[Template(template)] + _COMMON_TAIL
-    return body.format(name=name, file=file, mesh=mesh, views=views)
+    spec = TEMPLATES[Template(template)]
+    names = {"name": name, "file": file, "mesh": mesh, "views": views}
+    values = {
+        key: value.format(**names) if isinstance(value, str) else value
+        for key, value in spec.values.items()
+    }
+    lines = [line.format(**names) for line in spec.intro]
+    for f in top_level_fields():
+        lines += _key_lines(f, values.get(f.name, _UNSET))
+    for section in SECTIONS:
+        lines += ["", _with_comment(f"[{section}]", key_doc(section))]
+        for f in section_fields(section):
+            key = f"{section}.{f.name}"
+            if key == "target.shapes" and key in values:
+                lines += _shape_keys_help()
+            lines += _key_lines(f, values.get(key, _UNSET))
+    return "\n".join(lines) + "\n"
 
 
-def write_example_mesh(path) -> None:
+def _with_comment(text: str, comment: str) -> str:
+    return f"{text.ljust(COMMENT_COLUMN - 2)}  # {comment}"
+
+
+def _default_assignment(f: dataclasses.Field) -> str:
+    """``key = default``; ``key =`` where the default is "not given"."""
+    if f.metadata.get("required"):
+        return f"{f.name} = (required)"
+    default = field_default(f)
+    return f"{f.name} =" if is_unset(default) else f"{f.name} = {toml_value(to_plain(default))}"
+
+
+def _key_lines(f: dataclasses.Field, value: Any) -> list[str]:
+    """One key: ``key = value  # doc; rule`` when the template sets it, else
+    commented out with its default."""
+    comment = field_comment(f)
+    if value is _UNSET:
+        if f.metadata.get("required"):
+            raise ValueError(f"a template must set the required key {f.name!r}")
+        return [_with_comment(f"# {_default_assignment(f)}", comment)]
+    plain = to_plain(field_default(f) if value is SCHEMA_DEFAULT else value)
+    if is_table_list(plain):
+        first, *rest = table_list_lines(f.name, plain)
+        return [_with_comment(first, comment), *rest]
+    return [_with_comment(f"{f.name} = {toml_value(plain)}", comment)]
+
+
+def _shape_keys_help() -> list[str]:
+    """The keys of one shape's inline table with their defaults, and what each type needs."""
+    lines = ["# Each shape is an inline table of these keys:"]
+    for f in section_fields(SHAPES):
+        lines.append(_with_comment(f"#   {_default_assignment(f)}", field_comment(f)))
+    needs = "; ".join(f"{t.value}: {', '.join(keys)}" for t, keys in SHAPE_PARAMS.items())
+    return lines + textwrap.wrap(
+        f"Parameters by type: {needs}.", width=88, initial_indent="# ", subsequent_indent="#   "
+    )
+
+
+def write_example_mesh(path: str | Path) -> None:
     """A small torus with a sphere through its hole, as a binary PLY (for the mesh template)."""
     import trimesh
 

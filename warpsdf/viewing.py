@@ -8,14 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
-from warpsdf.camera import Camera, camera_angles, camera_from_angles
+from warpsdf.camera import Camera, camera_angles, camera_from_angles, read_cameras, training_cameras
 from warpsdf.errors import OutputError, WarpsdfError
 from warpsdf.io.files import staged_dir
 from warpsdf.io.images import to_uint8, write_gif, write_npy, write_png
 from warpsdf.render import RenderMode, render, to_display
-from warpsdf.scene import Scene
-from warpsdf.targets import training_cameras
-from warpsdf.targets.images import read_cameras
+from warpsdf.scene import Scene, key_problem, resolution_problem
 
 STILL_SUFFIXES = (".png", ".npy")
 
@@ -31,14 +29,16 @@ class ViewRequest:
     fov_deg: float | None = None
 
     def check(self) -> None:
-        if self.fov_deg is not None and not 0 < self.fov_deg < 180:
-            raise WarpsdfError(f"--fov {self.fov_deg:g}: expected a value in (0, 180) degrees")
-        if self.distance is not None and self.distance <= 0:
-            raise WarpsdfError(f"--distance {self.distance:g}: expected a value > 0")
-        if self.elevation_deg is not None and not -90 <= self.elevation_deg <= 90:
-            raise WarpsdfError(f"--elevation {self.elevation_deg:g}: expected a value in [-90, 90]")
-        if self.resolution is not None and min(self.resolution) <= 0:
-            raise WarpsdfError(f"--resolution {self.resolution}: expected values > 0")
+        """Each value follows the rule of the scene key it overrides."""
+        for option, key, value in (
+            ("--fov", "cameras.fov_deg", self.fov_deg),
+            ("--distance", "cameras.distance", self.distance),
+            ("--elevation", "cameras.elevation_deg", self.elevation_deg),
+        ):
+            if value is not None and (problem := key_problem(key, value)):
+                raise WarpsdfError(f"{option} {value:g}: {problem}")
+        if self.resolution is not None and (problem := resolution_problem(self.resolution)):
+            raise WarpsdfError(f"--resolution {self.resolution}: {problem}")
 
     @property
     def moves_eye(self) -> bool:

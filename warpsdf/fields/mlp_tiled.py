@@ -1,7 +1,7 @@
-"""The neural SDF of :mod:`warpsdf.fields.mlp`, evaluated a thread block at a time
-with Warp's tile API (``tile_matmul``), for the GPU.
+"""The neural SDF of :mod:`warpsdf.fields.mlp_core`, evaluated a thread block at a
+time with Warp's tile API (``tile_matmul``), for the GPU.
 
-The scalar kernels in :mod:`warpsdf.fields.mlp` run one point per thread: each
+The scalar kernels in :mod:`warpsdf.fields.mlp_scalar` run one point per thread: each
 thread reads every weight, and the parameter backward does one atomic add per
 thread per weight. Here a block of ``block_dim`` threads stacks its points'
 features as the columns of a tile and pushes the whole block through each layer
@@ -29,16 +29,26 @@ Gradients come back into the flat ``params.grad`` through the same index map.
 from __future__ import annotations
 
 import functools
+from enum import IntEnum
 
 import warp as wp
 
 from warpsdf.fields.base import FieldFunctions, fd_gradient
-from warpsdf.fields.mlp import SOFTPLUS_BETA, fourier_features, softplus, softplus_slope
+from warpsdf.fields.mlp_core import (
+    SOFTPLUS_BETA,
+    fourier_features,
+    num_inputs,
+    softplus,
+    softplus_slope,
+    unpack_meta,
+    wp_layer_offset,
+    wp_num_inputs,
+)
 from warpsdf.limits import MAX_FREQUENCIES, MAX_TILED_WIDTH
 
-# Padded input features: 3 + 6 * MAX_FREQUENCIES = 63 real ones, then a constant 1.
+# Padded input features: num_inputs(MAX_FREQUENCIES) = 63 real ones, then a constant 1.
 TILE_INPUTS = 64
-assert 3 + 6 * MAX_FREQUENCIES < TILE_INPUTS
+assert num_inputs(MAX_FREQUENCIES) < TILE_INPUTS
 # Width buckets: a width runs in the smallest bucket that holds it. Wider
 # networks use the scalar kernels: at 128 the tiles of the backward outgrow a
 # block's shared memory (Warp's 256 KiB CPU arena overflowed).
@@ -56,6 +66,14 @@ PAD_BIAS = -1.0e4
 vec_tile_inputs = wp.types.vector(length=TILE_INPUTS, dtype=float)
 
 
+class PadFill(IntEnum):
+    """What a padded entry holds when it has no source in the flat parameters
+    (:func:`padded_source` returns these, negative, instead of an index)."""
+
+    ZERO = -1  # a padded weight
+    BIAS = -2  # a padded unit's bias: PAD_BIAS
+
+
 def width_bucket(width: int) -> int | None:
     """The padded width the tiled kernels use for ``width`` (None: too wide)."""
     for w in TILE_WIDTHS:
@@ -70,59 +88,61 @@ def padded_size(width_p: int, layers: int) -> int:
 
 
 @wp.func
-def padded_source(k: int, n_in: int, width: int, layers: int, width_p: int) -> int:
-    """Where padded entry ``k`` comes from in the flat parameters: an index, or
-    -1 for a padded weight (0) or -2 for a padded unit's bias (PAD_BIAS)."""
+def padded_source(k: int, meta: wp.array(dtype=float), width_p: int) -> int:
+    """Where padded entry ``k`` (of a network with sizes ``meta``, in width bucket
+    ``width_p``) comes from in the flat parameters: an index, or a negative
+    :class:`PadFill` code. Integer arithmetic only."""
+    frequencies, width, layers, _beta = unpack_meta(meta)
+    n_in = wp_num_inputs(frequencies)
     ki = TILE_INPUTS
     if k < width_p * ki:  # W0 with b0 in its last column
         j = k // ki
         i = k - j * ki
         if j >= width:
-            return wp.where(i == ki - 1, -2, -1)
+            return wp.where(i == ki - 1, int(PadFill.BIAS), int(PadFill.ZERO))
         if i == ki - 1:
             return width * n_in + j
         if i < n_in:
             return j * n_in + i
-        return -1
+        return int(PadFill.ZERO)
     k = k - width_p * ki
-    flat = width * n_in + width  # start of hidden layer 1 in the flat layout
-    for _l in range(layers - 1):
+    for layer in range(1, layers):
+        flat = wp_layer_offset(layer, n_in, width)
         if k < width_p * width_p:
             j = k // width_p
             i = k - j * width_p
             if j < width and i < width:
                 return flat + j * width + i
-            return -1
+            return int(PadFill.ZERO)
         k = k - width_p * width_p
         if k < width_p:
             if k < width:
                 return flat + width * width + k
-            return -2
+            return int(PadFill.BIAS)
         k = k - width_p
-        flat = flat + width * width + width
+    flat = wp_layer_offset(layers, n_in, width)
     if k < width_p:  # w_out
         if k < width:
             return flat + k
-        return -1
+        return int(PadFill.ZERO)
     return flat + width  # b_out
 
 
 @wp.kernel
 def pack_mlp_kernel(
-    params: wp.array(dtype=float),  # (P,) flat MLP parameters (see warpsdf.fields.mlp)
-    meta: wp.array(dtype=float),  # [frequencies, width, layers, beta]
+    params: wp.array(dtype=float),  # (P,) flat MLP parameters (see warpsdf.fields.mlp_core)
+    meta: wp.array(dtype=float),  # [frequencies, width, layers, beta] (mlp_meta)
     width_p: int,  # the width bucket
     padded_out: wp.array(dtype=float),  # (padded_size,) the tiled kernels' copy
 ):
     """One thread per padded entry (dim = padded_size). Not differentiable
     (gradients come back through :func:`unpack_grad_kernel`)."""
     k = wp.tid()
-    frequencies = int(meta[0])
-    src = padded_source(k, 3 + 6 * frequencies, int(meta[1]), int(meta[2]), width_p)
+    src = padded_source(k, meta, width_p)
     v = float(0.0)
     if src >= 0:
         v = params[src]
-    elif src == -2:
+    elif src == int(PadFill.BIAS):
         v = PAD_BIAS
     padded_out[k] = v
 
@@ -130,26 +150,26 @@ def pack_mlp_kernel(
 @wp.kernel
 def unpack_grad_kernel(
     padded_grad: wp.array(dtype=float),  # (padded_size,) gradient in the padded layout
-    meta: wp.array(dtype=float),  # [frequencies, width, layers, beta]
+    meta: wp.array(dtype=float),  # [frequencies, width, layers, beta] (mlp_meta)
     width_p: int,  # the width bucket
     params_grad_out: wp.array(dtype=float),  # (P,) flat gradient, accumulated (+=)
 ):
     """One thread per padded entry (dim = padded_size); each flat entry has
     exactly one source, so no atomics."""
     k = wp.tid()
-    frequencies = int(meta[0])
-    src = padded_source(k, 3 + 6 * frequencies, int(meta[1]), int(meta[2]), width_p)
+    src = padded_source(k, meta, width_p)
     if src >= 0:
         params_grad_out[src] = params_grad_out[src] + padded_grad[k]
 
 
 @wp.func
 def tile_features(x: wp.vec3, frequencies: int) -> vec_tile_inputs:
-    """The Fourier features of :func:`warpsdf.fields.mlp.fourier_features`,
-    zero-padded, with a constant 1 last (it multiplies b0)."""
+    """The Fourier features of :func:`warpsdf.fields.mlp_core.fourier_features`
+    at x (world units), zero-padded, with a constant 1 last (it multiplies b0).
+    Not differentiated."""
     real = fourier_features(x, frequencies)
     feat = vec_tile_inputs()
-    for i in range(3 + 6 * frequencies):
+    for i in range(wp_num_inputs(frequencies)):
         feat[i] = real[i]
     feat[TILE_INPUTS - 1] = 1.0
     return feat
@@ -157,11 +177,13 @@ def tile_features(x: wp.vec3, frequencies: int) -> vec_tile_inputs:
 
 @wp.func
 def same_int(v: int) -> int:
+    """The identity, for ``tile_map`` (see ``block_any_tiled``)."""
     return v
 
 
 @wp.func
 def softplus_fixed(z: float) -> float:
+    """softplus at the fixed SOFTPLUS_BETA, as the unary function ``tile_map`` takes."""
     return softplus(z, SOFTPLUS_BETA)
 
 
@@ -193,8 +215,9 @@ def tiled_functions(width_p: int, block_dim: int) -> FieldFunctions:
     def sdf_mlp_tiled(
         params: wp.array(dtype=float), meta: wp.array(dtype=float), x: wp.vec3
     ) -> float:
-        """The MLP at x, for every thread of the block at once (collective).
-        ``params`` is the padded copy."""
+        """The MLP at x (world units), for every thread of the block at once
+        (collective). ``params`` is the padded copy. Forward only (its parameter
+        gradient is ``backward_mlp_tiled``)."""
         layers = int(meta[2])
         X = wp.tile(tile_features(x, int(meta[0])))  # (KI, B): a column per thread
         w0 = wp.tile_reshape(wp.tile_load(params, shape=(WK,), offset=(0,)), shape=(WP, KI))
@@ -210,8 +233,8 @@ def tiled_functions(width_p: int, block_dim: int) -> FieldFunctions:
     @wp.func
     def backward_mlp_tiled(params: wp.array(dtype=float), meta: wp.array(dtype=float),
                            x: wp.vec3, adj: float, grad_params: wp.array(dtype=float)):  # fmt: skip
-        """grad_params += sum over the block of adj * d f(x) / d params, in the
-        padded layout (collective; one tile_atomic_add per weight and block).
+        """grad_params (padded_size,) += sum over the block of adj * d f(x) / d params,
+        in the padded layout (collective; one tile_atomic_add per weight and block).
         Hidden activations are recomputed per layer rather than stored, since the
         layer count is dynamic."""
         layers = int(meta[2])

@@ -19,11 +19,30 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+class _File:
+    """A file of a folder layout: ``folder.NAME`` is ``folder.path / folder.CONSTANT``."""
+
+    def __init__(self, constant: str):
+        self.constant = constant
+
+    def __get__(self, folder, owner=None) -> Path:
+        if folder is None:
+            return self
+        return folder.path / getattr(owner, self.constant)
+
+
 @dataclass(frozen=True)
-class RunFolder:
-    """The files of one fit's run folder."""
+class _Folder:
+    """A folder whose files are named by class constants (see :class:`_File`)."""
 
     path: Path
+
+    def __init__(self, path: str | Path):
+        object.__setattr__(self, "path", Path(path))
+
+
+class RunFolder(_Folder):
+    """The files of one fit's run folder."""
 
     SCENE = "scene.toml"
     CHECKPOINT = "checkpoint.npz"
@@ -35,45 +54,25 @@ class RunFolder:
     FINAL_PREFIX = "final_"
     FINAL_SUFFIX = ".png"
     POINT_RECORD = "point.json"  # only in a sweep's point folders
+    TRAIN_VIEW = "train"  # the showcase render from the training view: final_train.png
 
-    def __init__(self, path: str | Path):
-        object.__setattr__(self, "path", Path(path))
-
-    @property
-    def scene(self) -> Path:
-        return self.path / self.SCENE
-
-    @property
-    def checkpoint(self) -> Path:
-        return self.path / self.CHECKPOINT
-
-    @property
-    def log(self) -> Path:
-        return self.path / self.LOG
-
-    @property
-    def metrics(self) -> Path:
-        return self.path / self.METRICS
-
-    @property
-    def loss_plot(self) -> Path:
-        return self.path / self.LOSS_PLOT
-
-    @property
-    def animation(self) -> Path:
-        return self.path / self.ANIMATION
-
-    @property
-    def mesh(self) -> Path:
-        return self.path / self.MESH
-
-    @property
-    def point_record(self) -> Path:
-        return self.path / self.POINT_RECORD
+    scene = _File("SCENE")
+    checkpoint = _File("CHECKPOINT")
+    log = _File("LOG")
+    metrics = _File("METRICS")
+    loss_plot = _File("LOSS_PLOT")
+    animation = _File("ANIMATION")
+    mesh = _File("MESH")
+    point_record = _File("POINT_RECORD")
 
     def final(self, name: str) -> Path:
-        """A showcase render, ``final_{name}.png`` (names: :data:`warpsdf.camera.SHOWCASE_VIEWS`)."""
+        """A showcase render, ``final_{name}.png`` (see :func:`warpsdf.camera.showcase_cameras`)."""
         return self.path / f"{self.FINAL_PREFIX}{name}{self.FINAL_SUFFIX}"
+
+    @property
+    def final_train(self) -> Path:
+        """The showcase render from the training view (contact sheets show it)."""
+        return self.final(self.TRAIN_VIEW)
 
     def finals(self) -> list[tuple[str, Path]]:
         """Every showcase render present, as (name, path), sorted by name."""
@@ -85,11 +84,8 @@ class RunFolder:
         return self.checkpoint.is_file() and self.scene.is_file()
 
 
-@dataclass(frozen=True)
-class SweepFolder:
+class SweepFolder(_Folder):
     """The files of a sweep's output folder."""
-
-    path: Path
 
     SUMMARY_JSON = "summary.json"
     SUMMARY_CSV = "summary.csv"
@@ -97,28 +93,11 @@ class SweepFolder:
     LOSS_CURVES = "loss_curves.png"
     POINTS = "points"
 
-    def __init__(self, path: str | Path):
-        object.__setattr__(self, "path", Path(path))
-
-    @property
-    def summary_json(self) -> Path:
-        return self.path / self.SUMMARY_JSON
-
-    @property
-    def summary_csv(self) -> Path:
-        return self.path / self.SUMMARY_CSV
-
-    @property
-    def contact_sheet(self) -> Path:
-        return self.path / self.CONTACT_SHEET
-
-    @property
-    def loss_curves(self) -> Path:
-        return self.path / self.LOSS_CURVES
-
-    @property
-    def points(self) -> Path:
-        return self.path / self.POINTS
+    summary_json = _File("SUMMARY_JSON")
+    summary_csv = _File("SUMMARY_CSV")
+    contact_sheet = _File("CONTACT_SHEET")
+    loss_curves = _File("LOSS_CURVES")
+    points = _File("POINTS")
 
     def point(self, slug: str) -> RunFolder:
         """The run folder of the point named ``slug``."""

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from warpsdf.camera import Camera, cameras_from_config
+from warpsdf.camera import Camera, training_cameras
 from warpsdf.errors import InputFileError
 from warpsdf.fields.analytic import AnalyticField
 from warpsdf.render import trace_cameras
-from warpsdf.scene import CameraLayout, MarchConfig, Scene, TargetKind
+from warpsdf.scene import MarchConfig, Scene, TargetKind
 from warpsdf.targets.analytic import airplane_shapes, target_shapes
-from warpsdf.targets.images import load_image_views, read_cameras, write_image_views
+from warpsdf.targets.images import load_image_views, write_image_views
 from warpsdf.targets.mesh import MeshTarget
 from warpsdf.targets.views import TargetView, views_from_hits
 
@@ -22,7 +22,6 @@ __all__ = [
     "airplane_shapes",
     "build_target",
     "load_image_views",
-    "training_cameras",
     "write_image_views",
 ]
 
@@ -59,20 +58,9 @@ def build_target(scene: Scene, device=None) -> Target:
     return Target(t.kind, stored=load_image_views(t.path))
 
 
-def training_cameras(scene: Scene) -> list[Camera]:
-    """The cameras the fit trains on: from the image folder's cameras.json, from
-    ``cameras.file``, or from the ``[cameras]`` layout."""
-    if scene.target.kind is TargetKind.IMAGES:
-        cams = [cam for cam, _ in read_cameras(scene.target.path)]
-    elif scene.cameras.layout is CameraLayout.FILE:
-        cams = [cam for cam, _ in read_cameras(scene.cameras.file)]
-    else:
-        cams = cameras_from_config(scene.cameras)
-    return cams
-
-
 def target_views(scene: Scene, device=None, target: Target | None = None) -> list[TargetView]:
-    """The target as seen by the training cameras."""
+    """The target as seen by the training cameras (:func:`training_cameras`):
+    an image folder's stored views, or the renderable target traced."""
     target = target or build_target(scene, device)
     if not target.renderable:
         return list(target.stored)

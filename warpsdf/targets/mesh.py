@@ -11,6 +11,7 @@ from warpsdf.errors import InputFileError
 from warpsdf.march import (
     FAR_SDF,
     RayHits,
+    bound_args,
     bound_interval,
     closest_approach,
     far_limit,
@@ -26,7 +27,7 @@ def cast_mesh_rays_kernel(
     origins: wp.array(dtype=wp.vec3),  # (R,) world units
     directions: wp.array(dtype=wp.vec3),  # (R,) unit vectors
     bound_radius: float,  # world units
-    clip_back: int,  # 1: hits past the back wall of the bound are misses
+    clip_back: int,  # a BackWall: CLIP makes hits past the back wall of the bound misses
     hit_t_out: wp.array(dtype=float),  # (R,) distance to the hit; -1 = miss
     points_out: wp.array(dtype=wp.vec3),  # (R,) hit point, world units
     normals_out: wp.array(dtype=wp.vec3),  # (R,) interpolated unit normal, facing the ray
@@ -153,16 +154,11 @@ class MeshTarget:
         vertices, faces = load_mesh_arrays(path, normalize, fill_radius)
         return cls(vertices, faces, device)
 
-    def trace(
-        self,
-        origins: wp.array,
-        directions: wp.array,
-        config: MarchConfig,
-        out: RayHits | None = None,
-    ) -> RayHits:
+    def trace(self, origins: wp.array, directions: wp.array, config: MarchConfig, out=None):
+        """Cast the rays at the mesh (the interface of :func:`warpsdf.march.march`);
+        returns a :class:`RayHits`, ``out`` if given."""
         n = origins.shape[0]
-        if out is None:
-            out = RayHits.allocate(n, self.device)
+        out = out or RayHits.allocate(n, self.device)
         wp.launch(
             cast_mesh_rays_kernel,
             dim=n,
@@ -172,8 +168,7 @@ class MeshTarget:
                 self._indices,
                 origins,
                 directions,
-                float(config.bound_radius),
-                int(config.clip_back),
+                *bound_args(config),
             ],
             outputs=out.outputs(),
             device=self.device,

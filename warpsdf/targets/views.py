@@ -44,11 +44,17 @@ def views_from_hits(camera: Camera, hits: dict[str, np.ndarray]) -> TargetView:
     return TargetView(camera, hit, xyz, depth)
 
 
+def xyz_to_unit(xyz: np.ndarray) -> np.ndarray:
+    """The XYZ colour code (DESIGN §3): points clipped to [-1, 1] -> (xyz + 1) / 2
+    in [0, 1]. (The renderer's ``xyz`` mode is its device twin.)"""
+    return (np.clip(xyz, -1.0, 1.0) + 1.0) * 0.5
+
+
 def encode_xyz(xyz: np.ndarray, bits: int = 16) -> np.ndarray:
-    """XYZ in [-1, 1] -> unsigned integer RGB, (xyz + 1) / 2 at full range (DESIGN §3)."""
+    """XYZ in [-1, 1] -> unsigned integer RGB, :func:`xyz_to_unit` at full range."""
     full = (1 << bits) - 1
     dtype = np.uint16 if bits > 8 else np.uint8
-    return np.round((np.clip(xyz, -1.0, 1.0) + 1.0) * 0.5 * full).astype(dtype)
+    return np.round(xyz_to_unit(xyz) * full).astype(dtype)
 
 
 def decode_xyz(rgb: np.ndarray) -> np.ndarray:

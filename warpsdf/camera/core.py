@@ -1,4 +1,4 @@
-"""Pinhole cameras, view layouts, rays and camera shake (DESIGN §2).
+"""The pinhole camera and its rays on the host (DESIGN §2).
 
 Camera space looks along -Z with +Y up and +X right. Pixel (row i, column j),
 row 0 at the top, is hit by the ray through its centre:
@@ -7,8 +7,8 @@ row 0 at the top, is hit by the ray through its centre:
     ndc_y = (1 - 2 (i + 0.5) / height) * tan(fov/2)
     dir   = normalize(ndc_x * right + ndc_y * up - back)
 
-Everything here is numpy: cameras are few, and the rays are built once per
-view and handed to the Warp kernels as arrays.
+Everything here is numpy (float64 maths, float32 results). The same formula
+runs on the device in :mod:`warpsdf.camera.rays`; tests hold the two equal.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from warpsdf.scene import CameraLayout, CamerasConfig
+from warpsdf.scene import key_problem
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,8 @@ class Camera:
     def __post_init__(self) -> None:
         if self.width <= 0 or self.height <= 0:
             raise ValueError(f"camera size must be positive, got {self.width}x{self.height}")
-        if not 0.0 < self.fov_deg < 180.0:
-            raise ValueError(f"fov_deg must be in (0, 180), got {self.fov_deg}")
+        if problem := key_problem("cameras.fov_deg", self.fov_deg):
+            raise ValueError(f"fov_deg: {problem}, got {self.fov_deg}")
         if np.allclose(self.eye, self.target):
             raise ValueError("camera eye and target are the same point")
 
@@ -151,94 +151,6 @@ def camera_from_angles(
     """A camera on the sphere of radius ``distance`` around ``target``, looking at it."""
     eye = eye_from_angles(azimuth_deg, elevation_deg, distance, target)
     return Camera(eye, tuple(target), tuple(up), fov_deg, width, height)
-
-
-def orbit_cameras(
-    count: int,
-    distance: float,
-    elevation_deg: float = 0.0,
-    azimuth_deg: float = 0.0,
-    **kwargs,
-) -> list[Camera]:
-    """``count`` cameras evenly spaced in azimuth, starting at ``azimuth_deg``."""
-    return [
-        camera_from_angles(azimuth_deg + 360.0 * k / count, elevation_deg, distance, **kwargs)
-        for k in range(count)
-    ]
-
-
-def fibonacci_directions(count: int) -> np.ndarray:
-    """``count`` deterministic, nearly uniform unit vectors (count, 3): the
-    Fibonacci lattice, from near +Y down to near -Y."""
-    k = np.arange(count, dtype=np.float64) + 0.5
-    y = 1.0 - 2.0 * k / count
-    r = np.sqrt(np.maximum(0.0, 1.0 - y * y))
-    phi = k * math.pi * (3.0 - math.sqrt(5.0))
-    return np.stack([r * np.sin(phi), y, r * np.cos(phi)], axis=1)
-
-
-def fibonacci_cameras(
-    count: int,
-    distance: float,
-    fov_deg: float = 40.0,
-    width: int = 128,
-    height: int = 128,
-    target=(0.0, 0.0, 0.0),
-    up=(0.0, 1.0, 0.0),
-) -> list[Camera]:
-    """``count`` cameras on the Fibonacci sphere of radius ``distance`` around ``target``."""
-    center = np.asarray(target, np.float64)
-    return [
-        Camera(tuple(center + distance * d), tuple(target), tuple(up), fov_deg, width, height)
-        for d in fibonacci_directions(count)
-    ]
-
-
-def cameras_from_config(config: CamerasConfig) -> list[Camera]:
-    """The training cameras a scene's ``[cameras]`` section describes.
-
-    ``layout = file`` is read with :func:`warpsdf.targets.images.read_cameras`
-    by the caller, since it may carry target images too.
-    """
-    width, height = config.resolution
-    common = dict(fov_deg=config.fov_deg, width=width, height=height, up=config.up)
-    if config.layout is CameraLayout.SINGLE:
-        if config.eye is not None:
-            return [Camera(config.eye, config.look_at, **common)]
-        return [
-            camera_from_angles(
-                config.azimuth_deg,
-                config.elevation_deg,
-                config.distance,
-                target=config.look_at,
-                **common,
-            )
-        ]
-    if config.layout is CameraLayout.ORBIT:
-        return orbit_cameras(
-            config.count,
-            config.distance,
-            config.elevation_deg,
-            config.azimuth_deg,
-            target=config.look_at,
-            **common,
-        )
-    if config.layout is CameraLayout.FIBONACCI:
-        return fibonacci_cameras(config.count, config.distance, target=config.look_at, **common)
-    raise ValueError(f"layout {config.layout.value!r} is read from a file")
-
-
-def jitter_cameras(cameras: list[Camera], amount: float, rng: np.random.Generator) -> list[Camera]:
-    """Camera shake: move every eye by a random offset drawn uniformly from the
-    ball of radius ``amount`` (world units); each keeps looking at its target."""
-    if amount <= 0:
-        return list(cameras)
-    out = []
-    for cam in cameras:
-        v = rng.normal(size=3)
-        v *= amount * rng.uniform() ** (1.0 / 3.0) / max(np.linalg.norm(v), 1e-12)
-        out.append(replace(cam, eye=tuple(float(a) for a in np.asarray(cam.eye) + v)))
-    return out
 
 
 def rays_for(cameras: list[Camera]) -> tuple[np.ndarray, np.ndarray]:

@@ -29,9 +29,7 @@ from __future__ import annotations
 import numpy as np
 import warp as wp
 
-# halt[0] while no step has diverged; otherwise halt[0] is the 1-based iteration
-# of the first step whose loss, values or gradient were not finite.
-NO_DIVERGENCE = 2**31 - 1
+from warpsdf.fit.guard import NO_DIVERGENCE
 
 
 @wp.kernel(enable_backward=False)

@@ -1,0 +1,253 @@
+"""Commands on scene files: validate, new, targets, render."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import warp as wp
+
+from warpsdf.cli.common import (
+    DeviceOption,
+    SetOption,
+    app,
+    console,
+    parse_resolution,
+    q,
+    user_errors,
+)
+from warpsdf.errors import OutputError, WarpsdfError
+from warpsdf.scene import key_help, key_rule
+from warpsdf.templates import Template
+
+# ---------------------------------------------------------------------------
+# validate / new
+# ---------------------------------------------------------------------------
+
+
+@app.command()
+@user_errors
+def validate(
+    scene: Annotated[Path, typer.Argument(help="Scene file (TOML).")],
+    sets: SetOption = None,
+) -> None:
+    """Check a scene file and print it fully resolved (every default filled in),
+    or list every problem found."""
+    from warpsdf.scene import load_scene
+
+    resolved = load_scene(scene, sets or [])
+    typer.echo(resolved.to_toml(), nl=False)
+
+
+@app.command()
+@user_errors
+def new(
+    name: Annotated[
+        str, typer.Argument(help="Scene name; writes NAME.toml (or NAME if it ends in .toml).")
+    ],
+    template: Annotated[
+        str, typer.Option("--template", "-t", help=" | ".join(Template) + ".")
+    ] = "xyz",
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a commented scene file to start from."""
+    from warpsdf.io.files import atomic_file
+    from warpsdf.templates import template_text, write_example_mesh
+
+    try:
+        kind = Template(template)
+    except ValueError:
+        choices = ", ".join(t.value for t in Template)
+        raise WarpsdfError(f"--template {template!r}: expected one of {choices}") from None
+    if not name.strip() or name.endswith(("/", "\\")) or Path(name).is_dir():
+        raise WarpsdfError(f"new {name!r}: expected a scene name such as myscene (not a folder)")
+    path = Path(name if name.endswith(".toml") else f"{name}.toml")
+    stem = path.stem
+    if path.exists() and not force:
+        raise OutputError(f"{path}: exists (use --force to overwrite)")
+    mesh_name = f"{stem}_mesh.ply"
+    views = f"{stem}_views"
+    text = template_text(kind, stem, path.name, mesh=mesh_name, views=views)
+    with atomic_file(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    console.print(f"[green]wrote[/] {q(path)}")
+    if kind is Template.MESH:
+        mesh_path = path.parent / mesh_name
+        if not mesh_path.exists():
+            write_example_mesh(mesh_path)
+            console.print(
+                f"[green]wrote[/] {q(mesh_path)} (an example mesh: replace it with yours)"
+            )
+    if kind is Template.IMAGES:
+        console.print(
+            f"it reads {q(path.parent / views)}/cameras.json: make one with "
+            f"[bold]warpsdf targets OTHER.toml --out {q(path.parent / views)}[/]"
+        )
+    console.print(f"next: [bold]warpsdf validate {q(path)}[/]")
+
+
+# ---------------------------------------------------------------------------
+# targets
+# ---------------------------------------------------------------------------
+
+
+@app.command()
+@user_errors
+def targets(
+    scene: Annotated[Path, typer.Argument(help="Scene file (TOML).")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder to write cameras.json and images into.")
+    ],
+    sets: SetOption = None,
+    device: DeviceOption = "auto",
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a non-empty --out folder.")
+    ] = False,
+) -> None:
+    """Write the scene's target as seen by its cameras: cameras.json, mask_NNN.png,
+    xyz_NNN.png (16-bit) and depth_NNN.npy. Read it back with kind = "images"."""
+
+    from warpsdf.device import resolve_device
+    from warpsdf.io.files import staged_dir
+    from warpsdf.scene import load_scene
+    from warpsdf.targets import target_views, write_image_views
+
+    resolved = load_scene(scene, sets or [])
+    dev = resolve_device(device)
+    start = time.perf_counter()
+    with staged_dir(out, force=force) as stage:  # refuses a non-empty folder before any work
+        with wp.ScopedDevice(dev):
+            views = target_views(resolved, dev)
+        write_image_views(views, stage)
+    cam = views[0].camera
+    console.print(
+        f"[green]wrote[/] {len(views)} view(s), {cam.width}x{cam.height}, "
+        f"{', '.join(views[0].available())} -> {q(out)}/cameras.json "
+        f"[dim]({time.perf_counter() - start:.1f} s on {dev})[/]"
+    )
+
+
+# ---------------------------------------------------------------------------
+# render
+# ---------------------------------------------------------------------------
+
+
+@app.command()
+@user_errors
+def render(
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="A scene file (renders its target) or a run folder (the fitted field)."
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Output .png or .npy (raw values); .gif with --turntable; "
+            "a folder with --cameras.",
+        ),
+    ],
+    mode: Annotated[
+        str, typer.Option("--mode", "-m", help="shaded | mask | xyz | depth | normals.")
+    ] = "shaded",
+    resolution: Annotated[
+        str | None,
+        typer.Option("--resolution", "-r", help="N or WIDTHxHEIGHT (default: the scene's)."),
+    ] = None,
+    azimuth: Annotated[
+        float | None, typer.Option("--azimuth", help="Degrees; 0 looks from +Z, 90 from +X.")
+    ] = None,
+    elevation: Annotated[
+        float | None,
+        typer.Option(
+            "--elevation",
+            help=f"Degrees above the horizon, {key_rule('cameras.elevation_deg')}.",
+        ),
+    ] = None,
+    distance: Annotated[
+        float | None, typer.Option("--distance", help=key_help("cameras.distance"))
+    ] = None,
+    fov: Annotated[float | None, typer.Option("--fov", help=key_help("cameras.fov_deg"))] = None,
+    cameras: Annotated[
+        Path | None,
+        typer.Option(
+            "--cameras", help="A cameras.json: one image per camera into the --out folder."
+        ),
+    ] = None,
+    turntable: Annotated[
+        int | None, typer.Option("--turntable", help="Frames of a 360° turntable GIF.")
+    ] = None,
+    fps: Annotated[float, typer.Option("--fps", help="Turntable frames per second.")] = 20.0,
+    sets: SetOption = None,
+    device: DeviceOption = "auto",
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a non-empty --out folder (with --cameras).")
+    ] = False,
+) -> None:
+    """Render a scene's target, or a fitted run, from any view, at any resolution,
+    in any mode."""
+
+    from warpsdf.device import resolve_device
+    from warpsdf.fit import load_run
+    from warpsdf.render import RenderMode
+    from warpsdf.scene import load_scene
+    from warpsdf.targets import build_target
+    from warpsdf.viewing import (
+        ViewRequest,
+        render_cameras_to_folder,
+        render_still,
+        render_turntable,
+    )
+
+    try:
+        render_mode = RenderMode(mode)
+    except ValueError:
+        choices = ", ".join(m.value for m in RenderMode)
+        raise WarpsdfError(f"--mode {mode!r}: expected one of {choices}") from None
+    request = ViewRequest(
+        resolution=parse_resolution(resolution), azimuth_deg=azimuth, elevation_deg=elevation,
+        distance=distance, fov_deg=fov,
+    )  # fmt: skip
+    request.check()
+    if turntable is not None and not 0 < turntable <= 3600:
+        raise WarpsdfError(f"--turntable {turntable}: expected a frame count in [1, 3600]")
+    if fps <= 0:
+        raise WarpsdfError(f"--fps {fps:g}: expected a value > 0")
+    if turntable is not None and cameras is not None:
+        raise WarpsdfError("--turntable and --cameras cannot be combined")
+    dev = resolve_device(device)
+    start = time.perf_counter()
+    with wp.ScopedDevice(dev):
+        if source.is_dir():
+            if sets:
+                raise WarpsdfError("--set applies to scene files, not to run folders")
+            resolved, drawable = load_run(source, dev)
+        else:
+            resolved = load_scene(source, sets or [])
+            target = build_target(resolved, dev)
+            if not target.renderable:
+                raise WarpsdfError(
+                    f"{source}: target kind 'images' has no geometry to render; "
+                    f"its images are listed in {resolved.target.path}"
+                )
+            drawable = target.source
+        if cameras is not None:
+            count = render_cameras_to_folder(
+                drawable, resolved, cameras, request, render_mode, out, force
+            )
+            what = f"{count} image(s) into {out}/"
+        elif turntable is not None:
+            render_turntable(drawable, resolved, request, render_mode, turntable, fps, out)
+            what = f"{turntable}-frame turntable {out}"
+        else:
+            render_still(drawable, resolved, request, render_mode, out)
+            what = str(out)
+    console.print(
+        f"[green]wrote[/] {q(what)} [dim]({render_mode.value}, "
+        f"{time.perf_counter() - start:.1f} s on {dev})[/]"
+    )

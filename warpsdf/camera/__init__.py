@@ -1,0 +1,46 @@
+"""Cameras (DESIGN §2): the pinhole camera and its rays on the host
+(:mod:`.core`) and on the device (:mod:`.rays`, imported on its own since it
+loads Warp), the view layouts, camera shake, the held-out and showcase sets
+(:mod:`.layouts`), and cameras.json files (:mod:`.cameras_json`).
+
+Every other module gets a camera or a ray from here; nothing else restates
+the pixel-to-ray formula.
+"""
+
+from warpsdf.camera.cameras_json import read_cameras
+from warpsdf.camera.core import Camera, camera_angles, camera_from_angles, eye_from_angles, rays_for
+from warpsdf.camera.layouts import (
+    HELDOUT_TURN_DEG,
+    SHOWCASE_ELEVATION_DEG,
+    SHOWCASE_TURNS_DEG,
+    cameras_from_config,
+    fibonacci_cameras,
+    fibonacci_directions,
+    heldout_cameras,
+    jitter_cameras,
+    orbit_cameras,
+    random_in_ball,
+    showcase_cameras,
+    training_cameras,
+)
+
+__all__ = [
+    "HELDOUT_TURN_DEG",
+    "SHOWCASE_ELEVATION_DEG",
+    "SHOWCASE_TURNS_DEG",
+    "Camera",
+    "camera_angles",
+    "camera_from_angles",
+    "cameras_from_config",
+    "eye_from_angles",
+    "fibonacci_cameras",
+    "fibonacci_directions",
+    "heldout_cameras",
+    "jitter_cameras",
+    "orbit_cameras",
+    "random_in_ball",
+    "rays_for",
+    "read_cameras",
+    "showcase_cameras",
+    "training_cameras",
+]

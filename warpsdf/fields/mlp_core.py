@@ -1,0 +1,191 @@
+"""The neural SDF's network, written once: features, activations, parameter
+layout, initialisation and the forward pass that the scalar kernels use.
+
+    features(x) = [x, sin(2^l pi x), cos(2^l pi x) for l < L]      (3 + 6 L values)
+    a_0 = softplus(W_0 features + b_0), a_l = softplus(W_l a_{l-1} + b_l)
+    f(x) = w_out . a_{layers-1} + b_out
+
+softplus(z) = log(1 + exp(beta z)) / beta with beta = SOFTPLUS_BETA (a smooth
+ReLU). ``params`` is one flat float array holding, layer by layer, W
+(width x fan-in, row-major) then b, and finally w_out, b_out
+(:func:`layer_offset`); ``meta = [L (Fourier frequencies), width, layers, beta]``
+(:func:`mlp_meta`, read in kernels by :func:`unpack_meta`). Geometric
+initialisation (IDR / SAL, :func:`geometric_init`) makes the field start as the
+sphere |x| = init_radius. One compiled kernel serves every width up to
+MAX_WIDTH, depth up to MAX_LAYERS and frequency count up to MAX_FREQUENCIES.
+
+Two sets of kernels evaluate this network and both import this module:
+:mod:`warpsdf.fields.mlp_scalar` (one point per thread, through
+:func:`mlp_forward` here) and :mod:`warpsdf.fields.mlp_tiled` (a thread block of
+points per tile matrix product, on a padded copy of ``params``).
+:class:`warpsdf.fields.mlp.MLPField` picks one.
+
+The layout is defined once, in plain Python (:func:`num_inputs`,
+:func:`layer_offset`); kernels call the same bodies compiled by Warp
+(``wp_num_inputs``, ``wp_layer_offset``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import warp as wp
+
+from warpsdf.limits import MAX_FREQUENCIES, MAX_LAYERS, MAX_WIDTH
+
+SOFTPLUS_BETA = 100.0
+
+
+def num_inputs(frequencies: int) -> int:
+    """Input features of the first layer: x and a sine and cosine of each of its
+    3 coordinates per frequency."""
+    return 3 + 6 * frequencies
+
+
+def layer_offset(layer: int, n_in: int, width: int) -> int:
+    """Index of W_layer in ``params`` (b_layer follows it; ``layer == layers``
+    gives w_out, then b_out)."""
+    if layer == 0:
+        return 0
+    return width * n_in + width + (layer - 1) * (width * width + width)
+
+
+# The same two functions for kernels (Warp compiles the Python bodies above).
+wp_num_inputs = wp.func(num_inputs)
+wp_layer_offset = wp.func(layer_offset)
+
+vec_width = wp.types.vector(length=MAX_WIDTH, dtype=float)
+vec_features = wp.types.vector(length=num_inputs(MAX_FREQUENCIES), dtype=float)
+vec_layers = wp.types.vector(length=MAX_WIDTH * MAX_LAYERS, dtype=float)
+# The forward pass carries the features in a vec_width (the first layer's input).
+assert num_inputs(MAX_FREQUENCIES) <= MAX_WIDTH
+
+
+def num_params(frequencies: int, width: int, layers: int) -> int:
+    """Length of the flat parameter array."""
+    return layer_offset(layers, num_inputs(frequencies), width) + width + 1
+
+
+def mlp_meta(frequencies: int, width: int, layers: int) -> list[float]:
+    """The ``meta`` array of a network of these sizes (see :func:`unpack_meta`)."""
+    return [float(frequencies), float(width), float(layers), SOFTPLUS_BETA]
+
+
+@wp.func
+def unpack_meta(meta: wp.array(dtype=float)):
+    """(frequencies, width, layers, beta) from the 4 floats of :func:`mlp_meta`."""
+    return int(meta[0]), int(meta[1]), int(meta[2]), meta[3]
+
+
+@wp.func
+def softplus(z: float, beta: float) -> float:
+    """log(1 + exp(beta z)) / beta, exactly z where beta z > 20 (no overflow).
+    Differentiable by Warp, but the kernels differentiate it by hand
+    (:func:`softplus_slope`)."""
+    bz = beta * z
+    if bz > 20.0:
+        return z
+    return wp.log(1.0 + wp.exp(bz)) / beta
+
+
+@wp.func
+def softplus_slope(z: float, beta: float) -> float:
+    """d softplus(z, beta) / dz = sigmoid(beta z)."""
+    return 1.0 / (1.0 + wp.exp(-beta * z))
+
+
+@wp.func
+def fourier_features(x: wp.vec3, frequencies: int) -> vec_features:
+    """features(x) of the module docstring for a point x (world units): the first
+    ``num_inputs(frequencies)`` entries are set, the rest are 0. Not
+    differentiated (the fit needs no gradient with respect to x through it)."""
+    feat = vec_features()
+    feat[0] = x[0]
+    feat[1] = x[1]
+    feat[2] = x[2]
+    omega = float(wp.pi)
+    for k in range(frequencies):
+        base = 3 + 6 * k
+        feat[base + 0] = wp.sin(omega * x[0])
+        feat[base + 1] = wp.sin(omega * x[1])
+        feat[base + 2] = wp.sin(omega * x[2])
+        feat[base + 3] = wp.cos(omega * x[0])
+        feat[base + 4] = wp.cos(omega * x[1])
+        feat[base + 5] = wp.cos(omega * x[2])
+        omega = omega * 2.0
+    return feat
+
+
+def _forward(keep: bool) -> wp.Function:
+    """The forward pass, written once, compiled in two variants: with ``keep``
+    it returns every hidden layer's pre-activations (for the backward), without
+    it only scratch space for one layer (for plain evaluation, which the march
+    calls many times per ray: no 8 KiB vec_layers there). It takes x rather than
+    its features: a vector argument passed by value made NVRTC's compile of the
+    scalar march kernel about 60% slower."""
+    kept_vector = vec_layers if keep else vec_width
+    # layer l's pre-activations z_l start at kept_stride * l * width in ``zs``
+    kept_stride = 1 if keep else 0
+
+    @wp.func
+    def forward(params: wp.array(dtype=float), meta: wp.array(dtype=float), x: wp.vec3):
+        """Returns (f, zs): the value of the network at x (world units) and the
+        pre-activations z_l = W_l a_{l-1} + b_l of its hidden layers. Kept variant
+        (:data:`mlp_forward_kept`): zs is a vec_layers holding z_l at
+        [l width, (l + 1) width). Plain variant (:data:`mlp_forward`): zs is a
+        vec_width holding the last layer's only. ``params``: (P,) flat layout;
+        ``meta``: :func:`mlp_meta`. Forward only: the parameter gradient is
+        written by hand from the kept pre-activations
+        (:func:`warpsdf.fields.mlp_scalar.backward_mlp`)."""
+        frequencies, width, layers, beta = unpack_meta(meta)
+        n_in = wp_num_inputs(frequencies)
+        feat = fourier_features(x, frequencies)
+        a = vec_width()  # each layer's input: the features, then the activations
+        for i in range(n_in):
+            a[i] = feat[i]
+        zs = kept_vector()
+        fan_in = n_in
+        for layer in range(layers):
+            off = wp_layer_offset(layer, n_in, width)
+            kept = kept_stride * layer * width
+            for j in range(width):
+                z = params[off + width * fan_in + j]
+                for i in range(fan_in):
+                    z += params[off + j * fan_in + i] * a[i]
+                zs[kept + j] = z
+            for j in range(width):
+                a[j] = softplus(zs[kept + j], beta)
+            fan_in = width
+        off = wp_layer_offset(layers, n_in, width)
+        out = params[off + width]
+        for i in range(width):
+            out += params[off + i] * a[i]
+        return out, zs
+
+    return forward
+
+
+mlp_forward = _forward(keep=False)
+mlp_forward_kept = _forward(keep=True)
+
+
+def geometric_init(
+    frequencies: int, width: int, layers: int, init_radius: float, rng: np.random.Generator
+) -> np.ndarray:
+    """IDR's geometric initialisation: the field starts close to |x| - init_radius.
+    Weights on the Fourier features start at zero. Returns the flat (P,) float32
+    parameters."""
+    n_in = num_inputs(frequencies)
+    chunks = []
+    std = math.sqrt(2.0) / math.sqrt(width)
+    w0 = np.zeros((width, n_in))
+    w0[:, :3] = rng.normal(0.0, std, size=(width, 3))
+    chunks += [w0.ravel(), np.zeros(width)]
+    for _ in range(layers - 1):
+        chunks += [rng.normal(0.0, std, size=(width, width)).ravel(), np.zeros(width)]
+    w_out = rng.normal(math.sqrt(math.pi) / math.sqrt(width), 1e-4, size=width)
+    chunks += [w_out, np.array([-init_radius])]
+    params = np.concatenate(chunks).astype(np.float32)
+    assert params.size == num_params(frequencies, width, layers)
+    return params

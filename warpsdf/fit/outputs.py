@@ -1,0 +1,130 @@
+"""What a fit leaves in its run folder (:class:`warpsdf.io.layout.RunFolder`):
+the checkpoint (with the log and the GIF frames, so a resume loses nothing),
+log.csv, the optimisation GIF, the showcase renders and metrics.json. Every
+file is written atomically."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+
+from warpsdf.camera import showcase_cameras
+from warpsdf.errors import InputFileError
+from warpsdf.fit.fitter import Fitter
+from warpsdf.fit.history import LOG_COLUMNS
+from warpsdf.io.files import atomic_file, write_json
+from warpsdf.io.images import to_uint8, write_gif, write_png
+from warpsdf.io.layout import RunFolder
+from warpsdf.io.plots import error_image, side_by_side, upscale
+from warpsdf.metrics import trace_views, xyz_errors
+from warpsdf.render import RenderMode, render
+from warpsdf.scene import SupervisionMode
+from warpsdf.targets.views import xyz_to_unit
+
+# The optimisation GIF: frames upscaled to at least this height, at this rate.
+ANIMATION_HEIGHT = 192
+ANIMATION_FPS = 10
+
+
+def read_checkpoint(path) -> dict[str, np.ndarray]:
+    """Every array of a checkpoint.npz; one line naming the file if unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError, KeyError) as err:
+        raise InputFileError(f"{path}: unreadable checkpoint ({err})") from None
+
+
+class RunRecorder:
+    """The run folder's in-memory side (log rows and GIF frames) and the
+    writers of its files."""
+
+    def __init__(self, folder: RunFolder, fitter: Fitter):
+        self.folder = folder
+        self.fitter = fitter
+        self.rows: list[dict[str, float]] = []
+        self.frames: list[np.ndarray] = []
+
+    # checkpoint ---------------------------------------------------------------
+
+    def save_checkpoint(self) -> None:
+        state = self.fitter.state()
+        state["log"] = np.array(
+            [[row[c] for c in LOG_COLUMNS] for row in self.rows], np.float64
+        ).reshape(-1, len(LOG_COLUMNS))
+        state["log_columns"] = np.array(LOG_COLUMNS)
+        if self.frames:
+            state["frames"] = np.stack(self.frames)
+        with atomic_file(self.folder.checkpoint) as tmp, open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **state)
+        self.write_log()
+
+    def load_checkpoint(self) -> None:
+        state = read_checkpoint(self.folder.checkpoint)
+        self.fitter.load_state(state)
+        columns = [str(c) for c in state.get("log_columns", np.array(LOG_COLUMNS))]
+        self.rows = [
+            {
+                c: (int(v) if c == "iteration" else float(v))
+                for c, v in zip(columns, row, strict=True)
+            }
+            for row in state.get("log", np.zeros((0, len(columns))))
+        ]
+        self.frames = list(state["frames"]) if "frames" in state else []
+
+    # outputs ------------------------------------------------------------------
+
+    def write_log(self) -> None:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=LOG_COLUMNS)
+        writer.writeheader()
+        for row in self.rows:
+            writer.writerow(
+                {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}
+            )
+        with atomic_file(self.folder.log) as tmp:
+            tmp.write_text(buf.getvalue(), encoding="utf-8")
+
+    def snapshot(self) -> None:
+        """One GIF frame: prediction | target | error for training view 0."""
+        f = self.fitter
+        view = f.views[0]
+        scene = f.scene
+        xyz = SupervisionMode.XYZ in scene.supervision.mode and view.xyz is not None
+        pred = trace_views(f.field, [view.camera], scene.march)[0]
+        if xyz:
+            both, err = xyz_errors(pred, view)
+            p_img = np.where(pred["mask"][..., None], xyz_to_unit(pred["points"]), 0)
+            t_img = np.where(view.mask[..., None], xyz_to_unit(view.xyz), 0)
+            e_img = error_image(pred["mask"], view.mask, np.where(both, err, 0.0))
+        else:
+            p_img = np.repeat(pred["mask"][..., None], 3, -1).astype(np.float32)
+            t_img = np.repeat(view.mask[..., None], 3, -1).astype(np.float32)
+            e_img = error_image(pred["mask"], view.mask)
+        self.frames.append(side_by_side([to_uint8(i) for i in (p_img, t_img, e_img)], gap=1))
+
+    def write_animation(self) -> None:
+        if self.frames:
+            frames = [upscale(f, ANIMATION_HEIGHT) for f in self.frames]
+            write_gif(self.folder.animation, frames, fps=ANIMATION_FPS)
+
+    def write_finals(self) -> None:
+        """Shaded showcase renders (:func:`warpsdf.camera.showcase_cameras`) at
+        ``output.final_scale`` x the training resolution, and the XYZ render of
+        the training view for XYZ fits."""
+        f = self.fitter
+        scene = f.scene
+        cameras = showcase_cameras(f.cameras[0], scene.output.final_scale)
+        views = [(name, cam, RenderMode.SHADED) for name, cam in cameras.items()]
+        if SupervisionMode.XYZ in scene.supervision.mode:
+            train = RunFolder.TRAIN_VIEW
+            views.append((f"{train}_xyz", cameras[train], RenderMode.XYZ))
+        for name, cam, mode in views:
+            image = render(f.field, cam, mode, scene.march)
+            write_png(self.folder.final(name), to_uint8(image))
+
+    def write_metrics(self, metrics: dict) -> None:
+        """Strict JSON: a non-finite value (no surface: infinite Chamfer) is null."""
+        write_json(self.folder.metrics, metrics)

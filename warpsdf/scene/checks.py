@@ -1,0 +1,291 @@
+"""Value rules of scene keys: the check grammar of the schema's ``check``
+metadata, checks of single values by key, and the checks that involve more than
+one key (cross checks, shape parameters, size limits).
+
+Every rule on a scene value is stated once, here or in the schema's metadata;
+code that takes the same value from elsewhere (a command-line option, a
+cameras.json, a :class:`~warpsdf.camera.Camera`) calls :func:`key_problem` or
+:func:`resolution_problem` rather than restating a range.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from warpsdf.limits import (
+    MAX_FREQUENCIES,
+    MAX_LAYERS,
+    MAX_RAYS,
+    MAX_RESOLUTION,
+    MAX_TILED_WIDTH,
+    MAX_WIDTH,
+)
+from warpsdf.scene.keys import key_doc, key_field, suggest
+from warpsdf.scene.schema import (
+    SHAPE_PARAMS,
+    CameraLayout,
+    MLPKernels,
+    ModelInit,
+    ModelKind,
+    Scene,
+    ShapeSpec,
+    ShapeType,
+    SupervisionMode,
+    TargetKind,
+)
+
+# A check is "> 0", ">= 0" or an interval such as "(0, 180)" or "[-90, 90]".
+_INTERVAL = re.compile(r"([\[(])\s*(-?[\d.]+)\s*,\s*(-?[\d.]+)\s*([\])])")
+
+
+def satisfies(value: float, check: str) -> bool:
+    """Whether ``value`` meets a schema check such as ``"> 0"`` or ``"(0, 180)"``."""
+    if check == "> 0":
+        return value > 0
+    if check == ">= 0":
+        return value >= 0
+    m = _INTERVAL.fullmatch(check)
+    if m:
+        lo, hi = float(m.group(2)), float(m.group(3))
+        ok_lo = value >= lo if m.group(1) == "[" else value > lo
+        ok_hi = value <= hi if m.group(4) == "]" else value < hi
+        return ok_lo and ok_hi
+    raise ValueError(f"unknown check {check!r}")  # pragma: no cover
+
+
+def check_text(check: str) -> str:
+    """A check as words after "expected a value": ``"> 0"`` or ``"in (0, 180)"``."""
+    return check if check[0] in "<>" else f"in {check}"
+
+
+def check_problem(check: str | None, value: float) -> str | None:
+    """``"expected a value in (0, 180)"`` when ``value`` fails ``check``, else None."""
+    if check is None or satisfies(value, check):
+        return None
+    return f"expected a value {check_text(check)}"
+
+
+def key_rule(key: str) -> str | None:
+    """The rule on a key's values in words, e.g. ``"in (0, 180)"`` for
+    ``"cameras.fov_deg"``; None when the key has no value check."""
+    check = key_field(key).metadata.get("check")
+    return None if check is None else check_text(check)
+
+
+def key_problem(key: str, value: float) -> str | None:
+    """Check one value (or one element of a list value) against a scene key's rule:
+    ``"expected a value in (0, 180)"`` when ``value`` breaks it, else None. Callers
+    prefix where the value came from and may add what it was."""
+    return check_problem(key_field(key).metadata.get("check"), value)
+
+
+def field_comment(f: dataclasses.Field) -> str:
+    """A field's doc followed by its rule, as the templates write it after a key:
+    ``"degrees; vertical field of view; in (0, 180)"``."""
+    check = f.metadata.get("check")
+    doc = f.metadata["doc"]
+    return doc if check is None else f"{doc}; {check_text(check)}"
+
+
+def key_help(key: str) -> str:
+    """A ``--help`` text for a command-line option that sets a scene key: its
+    meaning, unit and rule, e.g. ``"Vertical field of view, degrees, in (0, 180)."``."""
+    unit, sep, meaning = key_doc(key).partition("; ")
+    parts = [meaning, unit] if sep else [unit]
+    if rule := key_rule(key):
+        parts.append(rule)
+    text = ", ".join(parts)
+    return text[0].upper() + text[1:] + "."
+
+
+def resolution_problem(resolution: Sequence[int]) -> str | None:
+    """The rule on an image size (width, height): each side allowed by
+    ``cameras.resolution``'s check and at most ``MAX_RESOLUTION`` pixels. Returns
+    the problem in words (without the value), else None."""
+    for side in resolution:
+        if problem := key_problem("cameras.resolution", side):
+            return problem
+    if max(resolution) > MAX_RESOLUTION:
+        return f"expected at most {MAX_RESOLUTION} pixels a side"
+    return None
+
+
+class _Problems(list):
+    """Problem lines of one scene file, each ``FILE: KEY: message``."""
+
+    def __init__(self, file: str):
+        super().__init__()
+        self.file = file
+
+    def fail(self, where: str, message: str) -> None:
+        self.append(f"{self.file}: {where}: {message}")
+
+
+def cross_checks(scene: Scene, file: str) -> list[str]:
+    """Constraints that involve more than one key, as problem lines naming ``file``."""
+    problems = _Problems(file)
+    _target_problems(scene, problems)
+    _camera_problems(scene, problems)
+    _supervision_problems(scene, problems)
+    _model_problems(scene, problems)
+    a0, a1 = scene.optim.mask_alpha
+    if a1 < a0:
+        problems.fail(
+            "optim.mask_alpha", f"expected [start, end] with end >= start, got [{a0:g}, {a1:g}]"
+        )
+    return list(problems)
+
+
+def _target_problems(scene: Scene, problems: _Problems) -> None:
+    fail, t = problems.fail, scene.target
+    if t.kind is TargetKind.SHAPES:
+        if not t.shapes and t.preset is None:
+            fail("target.shapes", "kind = shapes needs at least one shape or a preset")
+        for i, shape in enumerate(t.shapes):
+            problems.extend(shape_problems(shape, f"{problems.file}: target.shapes[{i}]"))
+    elif t.kind is TargetKind.MESH:
+        if not t.path:
+            fail("target.path", "kind = mesh needs path = a mesh file (OBJ, PLY, STL, GLB)")
+        elif not Path(t.path).is_file():
+            fail("target.path", f"mesh file not found: {t.path}")
+    elif t.kind is TargetKind.IMAGES:
+        if not t.path:
+            fail("target.path", "kind = images needs path = a cameras.json")
+        elif not Path(t.path).is_file():
+            fail("target.path", f"cameras.json not found: {t.path}")
+    if t.kind is not TargetKind.SHAPES and (t.shapes or t.preset is not None):
+        fail("target.shapes", f"shapes and preset only apply to kind = shapes, not {t.kind.value}")
+
+
+def _camera_problems(scene: Scene, problems: _Problems) -> None:
+    fail, c, kind = problems.fail, scene.cameras, scene.target.kind
+    if kind is not TargetKind.IMAGES:
+        if c.layout is CameraLayout.FILE:
+            if not c.file:
+                fail("cameras.file", "layout = file needs file = a cameras.json")
+            elif not Path(c.file).is_file():
+                fail("cameras.file", f"cameras.json not found: {c.file}")
+        if c.layout is CameraLayout.SINGLE and c.count != 1:
+            fail("cameras.count", f"layout = single has exactly 1 camera, got count = {c.count}")
+    width, height = c.resolution
+    if problem := resolution_problem(c.resolution):
+        fail("cameras.resolution", f"{problem}, got {list(c.resolution)}")
+    elif c.count * width * height > MAX_RAYS:
+        fail(
+            "cameras.count",
+            f"{c.count} views of {width}x{height} are {c.count * width * height:,} rays; "
+            f"expected at most {MAX_RAYS:,}",
+        )
+    bound = scene.march.bound_radius
+    if kind is not TargetKind.IMAGES and c.layout is not CameraLayout.FILE:
+        if c.eye is not None:
+            eye_distance = math.sqrt(sum(v * v for v in c.eye))
+            if eye_distance <= bound:
+                fail(
+                    "cameras.eye",
+                    f"the eye is inside the bounding sphere (|eye| = {eye_distance:g} <= "
+                    f"march.bound_radius = {bound:g}); move it out",
+                )
+        else:
+            look = math.sqrt(sum(v * v for v in c.look_at))
+            if c.distance - look <= bound:
+                fail(
+                    "cameras.distance",
+                    f"expected a value > march.bound_radius + |look_at| ({bound + look:g}) so "
+                    f"the cameras are outside the bounding sphere, got {c.distance:g}",
+                )
+    if not any(v != 0 for v in c.up):
+        fail("cameras.up", "expected a non-zero vector")
+    if c.eye is not None and c.layout is not CameraLayout.SINGLE:
+        fail("cameras.eye", "eye only applies to layout = single")
+    if c.eye is not None and sum((a - b) ** 2 for a, b in zip(c.eye, c.look_at, strict=True)) == 0:
+        fail("cameras.eye", "eye and look_at are the same point")
+
+
+def _supervision_problems(scene: Scene, problems: _Problems) -> None:
+    fail, s = problems.fail, scene.supervision
+    if not s.mode:
+        every = ", ".join(m.value for m in SupervisionMode)
+        fail("supervision.mode", f"expected at least one of {every}")
+    if len(set(s.mode)) != len(s.mode):
+        fail("supervision.mode", "a mode is listed twice")
+    modes = {m.value for m in s.mode} | {SupervisionMode.SILHOUETTE.value}  # the mask term
+    for key in s.weights:
+        if key not in modes:
+            fail(
+                f"supervision.weights.{key}",
+                f"not a supervised mode (mode = {sorted(modes)}){suggest(key, modes)}",
+            )
+
+
+# Which model.init each model kind takes.
+_INITS = {
+    ModelKind.MLP: (ModelInit.SPHERE,),
+    ModelKind.SPHERES: (ModelInit.RANDOM, ModelInit.GRID),
+}
+
+
+def _model_problems(scene: Scene, problems: _Problems) -> None:
+    fail, m, bound = problems.fail, scene.model, scene.march.bound_radius
+    if m.init not in _INITS[m.kind]:
+        choices = " | ".join(sorted(i.value for i in _INITS[m.kind]))
+        fail("model.init", f"expected {choices} for kind = {m.kind.value}, got {m.init.value!r}")
+    if m.init_radius >= bound:
+        fail(
+            "model.init_radius",
+            f"expected a value < march.bound_radius ({bound:g}), got {m.init_radius:g}",
+        )
+    if m.kind is ModelKind.MLP:
+        for key, value, top in (
+            ("hidden", m.hidden, MAX_WIDTH),
+            ("layers", m.layers, MAX_LAYERS),
+            ("fourier_frequencies", m.fourier_frequencies, MAX_FREQUENCIES),
+        ):
+            if value > top:
+                fail(f"model.{key}", f"expected a value <= {top}, got {value}")
+        if m.kernels is MLPKernels.TILED and m.hidden > MAX_TILED_WIDTH:
+            fail(
+                "model.kernels",
+                f"tiled kernels take hidden <= {MAX_TILED_WIDTH}, got hidden = {m.hidden} "
+                "(use auto or scalar)",
+            )
+
+
+def shape_problems(shape: ShapeSpec, where: str) -> list[str]:
+    """The parameters a shape's type needs (and no others), and the limits that
+    involve two of them; problem lines start with ``where``."""
+    problems: list[str] = []
+    wanted = SHAPE_PARAMS[shape.type]
+    all_params = {k for keys in SHAPE_PARAMS.values() for k in keys}
+    for key in sorted(all_params):
+        given = getattr(shape, key) is not None
+        if key in wanted and not given:
+            problems.append(
+                f"{where}.{key}: missing (type = {shape.type.value} needs {', '.join(wanted)})"
+            )
+        elif key not in wanted and given:
+            problems.append(
+                f"{where}.{key}: not a parameter of type = {shape.type.value} "
+                f"(expected {', '.join(wanted)})"
+            )
+    sized = shape.half_size and shape.corner_radius
+    if (
+        shape.type is ShapeType.ROUNDED_BOX
+        and sized
+        and shape.corner_radius >= min(shape.half_size)
+    ):
+        problems.append(
+            f"{where}.corner_radius: expected a value < the smallest half_size "
+            f"({min(shape.half_size):g}), got {shape.corner_radius:g}"
+        )
+    radii = shape.major_radius and shape.minor_radius
+    if shape.type is ShapeType.TORUS and radii and shape.minor_radius >= shape.major_radius:
+        problems.append(
+            f"{where}.minor_radius: expected a value < major_radius "
+            f"({shape.major_radius:g}), got {shape.minor_radius:g}"
+        )
+    return problems

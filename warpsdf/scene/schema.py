@@ -1,0 +1,333 @@
+"""The scene schema: enums and frozen dataclasses, one field per scene key (DESIGN §4).
+
+A scene says what the target is, how it is seen, what model is fitted and
+how. Every key has a documented default except the target. Each field is the
+one source of its key's rules: its type, its ``doc`` (unit and meaning: what
+``warpsdf validate``, ``--help`` texts and ``warpsdf new`` templates show) and its
+``check``, a value constraint such as "> 0" or "(0, 180)" (see
+:mod:`warpsdf.scene.checks`). The loader (:mod:`warpsdf.scene.load`) is driven
+by these fields; nothing else restates them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from warpsdf.limits import (
+    MAX_FREQUENCIES,
+    MAX_LAYERS,
+    MAX_RESOLUTION,
+    MAX_TILED_WIDTH,
+    MAX_WIDTH,
+)
+from warpsdf.scene.toml import dumps_toml, to_plain
+
+# ---------------------------------------------------------------------------
+# Enums (modes are enums, never bare strings or integers)
+# ---------------------------------------------------------------------------
+
+
+class TargetKind(StrEnum):
+    SHAPES = "shapes"
+    MESH = "mesh"
+    IMAGES = "images"
+
+
+class ShapeType(StrEnum):
+    SPHERE = "sphere"
+    BOX = "box"
+    ROUNDED_BOX = "rounded_box"
+    CAPSULE = "capsule"
+    TORUS = "torus"
+    CYLINDER = "cylinder"
+
+
+class CombineOp(StrEnum):
+    UNION = "union"
+    SMOOTH_UNION = "smooth_union"
+    SUBTRACT = "subtract"
+
+
+class Preset(StrEnum):
+    AIRPLANE = "airplane"
+
+
+class CameraLayout(StrEnum):
+    SINGLE = "single"
+    ORBIT = "orbit"
+    FIBONACCI = "fibonacci"
+    FILE = "file"
+
+
+class SupervisionMode(StrEnum):
+    SILHOUETTE = "silhouette"
+    XYZ = "xyz"
+    DEPTH = "depth"
+
+
+class SilhouetteLoss(StrEnum):
+    BCE = "bce"  # binary cross-entropy on the soft mask (divided by alpha, as in IDR)
+    MSE = "mse"  # squared error of the soft mask
+
+
+class PointLoss(StrEnum):
+    L1 = "l1"
+    MSE = "mse"
+
+
+class Schedule(StrEnum):
+    CONSTANT = "constant"
+    COSINE = "cosine"  # from lr down to lr * lr_final_ratio
+    STEP = "step"  # lr * step_gamma every step_every iterations
+
+
+class ModelKind(StrEnum):
+    SPHERES = "spheres"
+    MLP = "mlp"
+
+
+class MLPKernels(StrEnum):
+    """Which kernels evaluate an MLP field (the same network: results agree to rounding)."""
+
+    AUTO = "auto"  # tiled where the width allows it (hidden <= MAX_TILED_WIDTH), else scalar
+    SCALAR = "scalar"  # one point per thread, one atomic per weight and point in the backward
+    TILED = "tiled"  # a block of points per tile matrix product (Warp's tile API)
+
+
+class ModelInit(StrEnum):
+    SPHERE = "sphere"  # mlp: geometric initialisation, the SDF starts as a sphere
+    RANDOM = "random"  # spheres: centres drawn uniformly inside the bound
+    GRID = "grid"  # spheres: centres on a regular grid inside the bound
+
+
+# ---------------------------------------------------------------------------
+# Field metadata helpers
+# ---------------------------------------------------------------------------
+
+Vec3 = tuple[float, float, float]
+
+
+def _opt(default: Any, doc: str, check: str | None = None, *, path: bool = False) -> Any:
+    """A scene key: its default, its documentation (unit and meaning), a value check."""
+    meta = {"doc": doc, "check": check, "path": path}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _required(doc: str, check: str | None = None) -> Any:
+    """A scene key without a default."""
+    return field(metadata={"doc": doc, "check": check, "path": False, "required": True})
+
+
+def _choices(enum: type[StrEnum], sep: str = " | ") -> str:
+    """An enum's values as doc text: ``"single | orbit | fibonacci | file"``."""
+    return sep.join(e.value for e in enum)
+
+
+# ---------------------------------------------------------------------------
+# Sections
+# ---------------------------------------------------------------------------
+
+# Which parameter keys each shape type takes (besides the transform and op keys).
+SHAPE_PARAMS: dict[ShapeType, tuple[str, ...]] = {
+    ShapeType.SPHERE: ("radius",),
+    ShapeType.BOX: ("half_size",),
+    ShapeType.ROUNDED_BOX: ("half_size", "corner_radius"),
+    ShapeType.CAPSULE: ("radius", "length"),
+    ShapeType.TORUS: ("major_radius", "minor_radius"),
+    ShapeType.CYLINDER: ("radius", "height"),
+}
+
+
+@dataclass(frozen=True)
+class ShapeSpec:
+    """One analytic primitive, placed by center/rotation/scale and folded into the
+    shapes before it with ``op`` (the first shape's op is ignored)."""
+
+    type: ShapeType = _required("primitive: " + _choices(ShapeType))
+    center: Vec3 = _opt((0.0, 0.0, 0.0), "world units; translation of the shape")
+    rotation_deg: Vec3 = _opt(
+        (0.0, 0.0, 0.0), "degrees; rotation about X, then Y, then Z (world axes)"
+    )
+    scale: float = _opt(1.0, "uniform scale factor", "> 0")
+    op: CombineOp = _opt(CombineOp.UNION, "how it joins the shapes before it")
+    k: float = _opt(0.05, "world units; blend radius of smooth_union", "> 0")
+    radius: float | None = _opt(None, "world units; sphere, capsule and cylinder radius", "> 0")
+    half_size: Vec3 | None = _opt(None, "world units; box half extents along x, y, z", "> 0")
+    corner_radius: float | None = _opt(None, "world units; rounded_box edge radius", "> 0")
+    length: float | None = _opt(
+        None, "world units; capsule length between its cap centres (along local Y)", ">= 0"
+    )
+    height: float | None = _opt(None, "world units; cylinder height (along local Y)", "> 0")
+    major_radius: float | None = _opt(None, "world units; torus ring radius (in local XZ)", "> 0")
+    minor_radius: float | None = _opt(None, "world units; torus tube radius", "> 0")
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """What is fitted: analytic shapes, a mesh file or a folder of images."""
+
+    kind: TargetKind = _required(_choices(TargetKind))
+    shapes: tuple[ShapeSpec, ...] = _opt((), "kind = shapes: list of primitives")
+    preset: Preset | None = _opt(None, f"kind = shapes: a built-in object ({_choices(Preset)})")
+    path: str | None = _opt(
+        None,
+        "kind = mesh: OBJ/PLY/STL/GLB file; kind = images: cameras.json "
+        "(relative to the scene file)",
+        path=True,
+    )
+    normalize: bool = _opt(True, "kind = mesh: centre and scale the mesh into the bound")
+    normalize_fill: float = _opt(
+        0.9, "kind = mesh: farthest vertex lands at this fraction of bound_radius", "(0, 1]"
+    )
+
+
+@dataclass(frozen=True)
+class CamerasConfig:
+    """Where the training views are (DESIGN §2). Ignored for kind = images."""
+
+    layout: CameraLayout = _opt(CameraLayout.SINGLE, _choices(CameraLayout))
+    file: str | None = _opt(
+        None, "layout = file: a cameras.json (relative to the scene file)", path=True
+    )
+    count: int = _opt(1, "number of views (orbit, fibonacci)", "> 0")
+    distance: float = _opt(2.5, "world units; eye distance from look_at", "> 0")
+    fov_deg: float = _opt(40.0, "degrees; vertical field of view", "(0, 180)")
+    resolution: tuple[int, int] = _opt(
+        (128, 128), f"pixels; [width, height], at most {MAX_RESOLUTION} a side", "> 0"
+    )
+    jitter: float = _opt(0.0, "world units; camera shake per fitting iteration", ">= 0")
+    azimuth_deg: float = _opt(0.0, "degrees; single: eye azimuth, orbit: first azimuth")
+    elevation_deg: float = _opt(0.0, "degrees; eye elevation (single, orbit)", "[-90, 90]")
+    eye: Vec3 | None = _opt(None, "world units; layout = single: explicit eye position")
+    look_at: Vec3 = _opt((0.0, 0.0, 0.0), "world units; point the cameras look at")
+    up: Vec3 = _opt((0.0, 1.0, 0.0), "world up direction")
+
+
+@dataclass(frozen=True)
+class SupervisionConfig:
+    """Which target images the fit uses and how much each loss term weighs."""
+
+    mode: tuple[SupervisionMode, ...] = _opt(
+        (SupervisionMode.SILHOUETTE,), f"any of: {_choices(SupervisionMode, ', ')}"
+    )
+    weights: dict[str, float] = _opt(
+        {},
+        "loss weight per mode (default 1.0 each); silhouette also weighs the mask term "
+        "that xyz and depth fits use off the surface",
+        ">= 0",
+    )
+    silhouette_loss: SilhouetteLoss = _opt(
+        SilhouetteLoss.BCE, f"{_choices(SilhouetteLoss)} on the soft mask"
+    )
+    xyz_loss: PointLoss = _opt(PointLoss.L1, f"{_choices(PointLoss)} on surface points (and depth)")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The field that is fitted."""
+
+    kind: ModelKind = _opt(ModelKind.MLP, _choices(ModelKind))
+    hidden: int = _opt(64, f"mlp: hidden layer width, at most {MAX_WIDTH}", "> 0")
+    layers: int = _opt(3, f"mlp: number of hidden layers, at most {MAX_LAYERS}", "> 0")
+    fourier_frequencies: int = _opt(
+        6, f"mlp: Fourier feature frequencies L, at most {MAX_FREQUENCIES}", ">= 0"
+    )
+    init: ModelInit | None = _opt(
+        None, "mlp: sphere; spheres: random | grid (default: sphere for mlp, grid for spheres)"
+    )
+    init_radius: float = _opt(0.5, "world units; initial sphere radius", "> 0")
+    count: int = _opt(2, "spheres: number of spheres", "> 0")
+    smooth_k: float = _opt(0.05, "world units; spheres: smooth-min blend radius", ">= 0")
+    kernels: MLPKernels = _opt(
+        MLPKernels.AUTO,
+        f"mlp: auto | tiled | scalar (speed only; tiled takes hidden <= {MAX_TILED_WIDTH})",
+    )
+
+
+@dataclass(frozen=True)
+class MarchConfig:
+    """Sphere tracing inside the bounding sphere."""
+
+    bound_radius: float = _opt(1.0, "world units; everything lives in this sphere", "> 0")
+    clip_back: bool = _opt(True, "a ray leaving through the back wall is a miss (false: march on)")
+    max_steps: int = _opt(64, "sphere-tracing steps per ray", "> 0")
+    hit_epsilon: float = _opt(1e-3, "world units; SDF value that counts as a hit", "> 0")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """The optimiser."""
+
+    iterations: int = _opt(2000, "optimisation steps", "> 0")
+    lr: float = _opt(1e-3, "Adam learning rate", "> 0")
+    eikonal_weight: float = _opt(0.1, "weight of the eikonal term |grad f| = 1", ">= 0")
+    mask_alpha: tuple[float, float] = _opt(
+        (50.0, 1600.0), "1/world units; soft-mask sharpness, annealed start -> end", "> 0"
+    )
+    schedule: Schedule = _opt(Schedule.CONSTANT, f"learning-rate schedule: {_choices(Schedule)}")
+    lr_final_ratio: float = _opt(0.05, "cosine: final lr as a fraction of lr", "[0, 1]")
+    step_every: int = _opt(500, "step: iterations between lr drops", "> 0")
+    step_gamma: float = _opt(0.5, "step: lr factor at each drop", "(0, 1]")
+    batch_rays: int = _opt(
+        0, "rays per iteration, drawn at random; 0 = every pixel of every view", ">= 0"
+    )
+    eikonal_samples: int = _opt(
+        1024, "random points in the bound per iteration for the eikonal term", ">= 0"
+    )
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """Where a fit writes its run folder."""
+
+    dir: str = _opt("", "run folder, relative to the working directory (default runs/NAME)")
+    snapshot_every: int = _opt(20, "iterations between frames of the optimisation GIF", "> 0")
+    checkpoint_every: int = _opt(100, "iterations between checkpoints", "> 0")
+    log_every: int = _opt(10, "iterations between progress updates", "> 0")
+    final_scale: int = _opt(4, "final renders at this multiple of the training resolution", "> 0")
+    heldout_views: int = _opt(8, "unseen views for the held-out IoU", ">= 0")
+    mesh_resolution: int = _opt(128, "marching-cubes grid size for mesh.ply", "[8, 1024]")
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A whole scene file, validated and with every default filled in."""
+
+    target: TargetConfig = _required("the target (required)")
+    name: str = _opt("", "scene name (default: the file name)")
+    seed: int = _opt(0, "random seed", ">= 0")
+    cameras: CamerasConfig = _opt(CamerasConfig(), "training views")
+    supervision: SupervisionConfig = _opt(SupervisionConfig(), "what the fit compares")
+    model: ModelConfig = _opt(ModelConfig(), "the fitted field")
+    march: MarchConfig = _opt(MarchConfig(), "sphere tracing")
+    optim: OptimConfig = _opt(OptimConfig(), "optimiser")
+    output: OutputConfig = _opt(OutputConfig(), "run folder")
+    source: str = field(default="", compare=False, metadata={"internal": True})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved scene as plain TOML-ready data (enums as strings, no None)."""
+        return to_plain(self)
+
+    def to_toml(self) -> str:
+        """The resolved scene as TOML text (what ``warpsdf validate`` prints)."""
+        return dumps_toml(self.to_dict())
+
+    def replace(self, **changes: Any) -> Scene:
+        """A copy with some sections or keys replaced (no checks run)."""
+        return dataclasses.replace(self, **changes)
+
+
+SECTIONS: dict[str, type] = {
+    "target": TargetConfig,
+    "cameras": CamerasConfig,
+    "supervision": SupervisionConfig,
+    "model": ModelConfig,
+    "march": MarchConfig,
+    "optim": OptimConfig,
+    "output": OutputConfig,
+}
