@@ -1,5 +1,5 @@
 """Fit throughput: iterations/s, rays/s, the per-phase split, peak memory and
-the FLOP floor of two fits (see warpsdf/bench.py for the cases).
+the FLOP floor of two fits (see warpsdf/bench/cases.py for the cases).
 
     python -m benchmarks.fit [--device cpu|cuda|all] [--case spheres|spheres16|mlp] [--iterations N]
                              [--peak-gflops G] [--override section.key=value]...
@@ -17,14 +17,15 @@ import warp as wp
 
 wp.config.log_level = wp.LOG_WARNING
 
-from warpsdf.bench import FIT_CASES, bench_fit, devices  # noqa: E402
+from warpsdf.bench import DEFAULT_ITERATIONS, FIT_CASES  # noqa: E402
+from warpsdf.bench.measure import bench_fit, devices  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="all", help="cpu, cuda or all")
     parser.add_argument("--case", choices=sorted(FIT_CASES), action="append")
-    parser.add_argument("--iterations", type=int, default=5)
+    parser.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS)
     parser.add_argument(
         "--peak-gflops", type=float, default=None, help="peak FP32 GFLOP/s for the floor"
     )

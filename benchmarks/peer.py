@@ -18,7 +18,8 @@ import warp as wp
 
 wp.config.log_level = wp.LOG_WARNING
 
-from warpsdf.bench import FIT_CASES, device_name, fit_case  # noqa: E402
+from warpsdf.bench import DEFAULT_ITERATIONS, FIT_CASES  # noqa: E402
+from warpsdf.bench.measure import device_name, fit_case  # noqa: E402
 
 
 def compare(case: str, device: str, iterations: int, extra: list[str]) -> dict:
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--case", choices=sorted(FIT_CASES), action="append")
-    parser.add_argument("--iterations", type=int, default=5)
+    parser.add_argument("--iterations", type=int, default=DEFAULT_ITERATIONS)
     parser.add_argument("--override", action="append", default=[])
     args = parser.parse_args(argv)
     for case in args.case or sorted(FIT_CASES):

@@ -7,6 +7,14 @@ from typing import Annotated
 
 import typer
 
+from warpsdf.bench import (
+    DEFAULT_ITERATIONS,
+    DEFAULT_RESOLUTION,
+    QUICK,
+    CaseKind,
+    all_cases,
+    parse_case,
+)
 from warpsdf.cli.common import app, console, parse_resolution, q, user_errors
 from warpsdf.errors import WarpsdfError
 
@@ -125,14 +133,20 @@ def bench(
         list[str] | None,
         typer.Option(
             "--case",
-            help="render:NAME or fit:NAME, the cases of warpsdf/bench.py (e.g. render:airplane, "
-            "fit:mlp; a wrong name lists them all; repeatable; default: all).",
+            help="render:NAME or fit:NAME, the cases of warpsdf/bench/cases.py (e.g. "
+            "render:airplane, fit:mlp; a wrong name lists them all; repeatable; default: all).",
         ),
     ] = None,
-    iterations: Annotated[int, typer.Option("--iterations", help="Fit steps timed.")] = 5,
+    iterations: Annotated[
+        int | None,
+        typer.Option("--iterations", help=f"Fit steps timed (default {DEFAULT_ITERATIONS})."),
+    ] = None,
     resolution: Annotated[
-        str, typer.Option("--resolution", help="Render size: N (square) or WxH, e.g. 1920x1080.")
-    ] = "512",
+        str | None,
+        typer.Option(
+            "--resolution", help=f"Render size: N (square) or WxH (default {DEFAULT_RESOLUTION})."
+        ),
+    ] = None,
     peak_gflops: Annotated[
         float | None, typer.Option("--peak-gflops", help="Peak FP32 GFLOP/s for the floor.")
     ] = None,
@@ -149,34 +163,24 @@ def bench(
     ms, peak memory, FLOP floor). Also: python -m benchmarks."""
     import json
 
-    from warpsdf.bench import (
-        FIT_CASES,
-        QUICK,
-        RENDER_CASES,
-        bench_fit,
-        bench_render,
-        devices,
-    )
+    from warpsdf.bench.measure import bench_fit, bench_render, devices
 
-    known = [f"render:{c}" for c in RENDER_CASES] + [f"fit:{c}" for c in FIT_CASES]
+    if quick and (iterations is not None or resolution is not None):
+        raise WarpsdfError("--quick sets its own --iterations and --resolution: drop them")
     if quick:
-        iterations, resolution = QUICK.iterations, str(QUICK.resolution)
-    chosen = case or (list(QUICK.cases) if quick else known)
-    for c in chosen:
-        if c not in known:
-            raise WarpsdfError(f"--case {c!r}: expected one of {', '.join(known)}")
+        iterations, resolution, extra = QUICK.iterations, str(QUICK.resolution), QUICK.fit_overrides
+    else:
+        iterations = DEFAULT_ITERATIONS if iterations is None else iterations
+        resolution, extra = resolution or str(DEFAULT_RESOLUTION), None
+    chosen = [parse_case(c) for c in (case or (QUICK.cases if quick else all_cases()))]
     if iterations <= 0:
         raise WarpsdfError(f"--iterations {iterations}: expected a value > 0")
     width, height = parse_resolution(resolution)
-    targets = devices(device)
-    for dev in targets:
-        for c in chosen:
-            kind, name = c.split(":")
+    for dev in devices(device):
+        for kind, name in chosen:
             line = (
                 bench_render(name, dev, width, height)
-                if kind == "render"
-                else bench_fit(
-                    name, dev, iterations, QUICK.fit_overrides if quick else None, peak_gflops
-                )
+                if kind is CaseKind.RENDER
+                else bench_fit(name, dev, iterations, extra, peak_gflops)
             )
             typer.echo(json.dumps(line))

@@ -15,9 +15,9 @@ from warpsdf.cli import fit_commands  # noqa: F401  fit, export
 from warpsdf.cli import batch_commands  # noqa: F401  batch, report, bench
 
 # isort: on
-from warpsdf.cli.common import app, parse_resolution
+from warpsdf.cli.common import app
 
-__all__ = ["app", "parse_resolution"]
+__all__ = ["app"]
 
 if __name__ == "__main__":  # pragma: no cover
     app()

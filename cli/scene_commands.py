@@ -19,6 +19,7 @@ from warpsdf.cli.common import (
     user_errors,
 )
 from warpsdf.errors import OutputError, WarpsdfError
+from warpsdf.io.layout import ImageFolder
 from warpsdf.scene import key_help, key_rule
 from warpsdf.templates import Template
 
@@ -82,7 +83,7 @@ def new(
             )
     if kind is Template.IMAGES:
         console.print(
-            f"it reads {q(path.parent / views)}/cameras.json: make one with "
+            f"it reads {q(ImageFolder(path.parent / views).cameras)}: make one with "
             f"[bold]warpsdf targets OTHER.toml --out {q(path.parent / views)}[/]"
         )
     console.print(f"next: [bold]warpsdf validate {q(path)}[/]")
@@ -124,7 +125,7 @@ def targets(
     cam = views[0].camera
     console.print(
         f"[green]wrote[/] {len(views)} view(s), {cam.width}x{cam.height}, "
-        f"{', '.join(views[0].available())} -> {q(out)}/cameras.json "
+        f"{', '.join(views[0].available())} -> {q(ImageFolder(out).cameras)} "
         f"[dim]({time.perf_counter() - start:.1f} s on {dev})[/]"
     )
 

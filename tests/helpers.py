@@ -22,7 +22,7 @@ import warp as wp
 from tests.conftest import SCENES
 from warpsdf.camera import Camera
 from warpsdf.fields.base import Field, evaluate
-from warpsdf.fields.mlp import num_inputs, num_params
+from warpsdf.fields.mlp_core import num_inputs, num_params
 from warpsdf.scene import ShapeSpec, ShapeType, load_scene
 
 # ---------------------------------------------------------------------------

@@ -329,7 +329,7 @@ def test_device_rays_equal_the_host_rays(device):
 
 
 def test_random_in_ball_stays_in_the_ball_and_keeps_the_stream():
-    from warpsdf.camera import random_in_ball
+    from warpsdf.sampling import random_in_ball
 
     rng = np.random.default_rng(3)
     points = random_in_ball(rng, 20000, 0.7)

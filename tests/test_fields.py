@@ -28,7 +28,7 @@ import pytest
 
 from tests.conftest import SCENES
 from tests.helpers import mlp_groups, param_grad, random_points, spatial_grad, unit, weighted_sum
-from warpsdf.fields.mlp import num_inputs
+from warpsdf.fields.mlp_core import num_inputs
 from warpsdf.fields.spheres import SPHERE_RECORD, SphereSetField
 from warpsdf.fit import Fitter
 from warpsdf.losses import MIN_GRAD_DOT_DIR

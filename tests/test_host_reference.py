@@ -50,7 +50,8 @@ import warp.optim
 from tests.conftest import SCENES
 from warpsdf.camera import jitter_cameras, rays_for, training_cameras
 from warpsdf.fields.base import FD_GRADIENT_STEP, TETRAHEDRON, evaluate
-from warpsdf.fit import Fitter, learning_rate, make_field, mask_alpha
+from warpsdf.fields.factory import make_field
+from warpsdf.fit import Fitter, learning_rate, mask_alpha
 from warpsdf.losses import (
     NUM_TERMS,
     TERM_NAMES,

@@ -23,7 +23,8 @@ import numpy as np
 import pytest
 
 from tests.helpers import mlp_groups, param_grad, random_points, spatial_grad, unit, weighted_sum
-from warpsdf.fields.mlp import SOFTPLUS_BETA, MLPField, geometric_init, num_inputs, num_params
+from warpsdf.fields.mlp import MLPField
+from warpsdf.fields.mlp_core import SOFTPLUS_BETA, geometric_init, num_inputs, num_params
 from warpsdf.scene import MLPKernels
 
 # ---------------------------------------------------------------------------

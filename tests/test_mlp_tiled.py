@@ -17,7 +17,8 @@ import warp as wp
 from warpsdf.camera import orbit_cameras, rays_for
 from warpsdf.errors import SceneError
 from warpsdf.fields.base import evaluate
-from warpsdf.fields.mlp import MLPField, geometric_init, num_params
+from warpsdf.fields.mlp import MLPField
+from warpsdf.fields.mlp_core import geometric_init, num_params
 from warpsdf.fields.mlp_tiled import (
     PAD_BIAS,
     TILE_INPUTS,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -18,6 +19,22 @@ import pytest
 from tests.conftest import REPO
 
 
+def _source_copy(dest: Path) -> Path:
+    """The project's files (tracked, plus untracked ones git does not ignore)
+    copied to ``dest``, so the build sees the working tree without reusing or
+    writing build folders in the repository."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO, check=True, capture_output=True,
+    ).stdout.decode().split("\0")  # fmt: skip
+    for name in filter(None, listed):
+        src = REPO / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    return dest
+
+
 def _build_wheel(out: Path) -> Path:
     try:  # the test environment's own build backend: no download
         import setuptools
@@ -26,7 +43,8 @@ def _build_wheel(out: Path) -> Path:
         isolation = int(setuptools.__version__.split(".")[0]) < 68
     except ImportError:
         isolation = True
-    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(REPO)]
+    source = _source_copy(out.parent / "src")
+    cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(source)]
     if not isolation:
         cmd.insert(4, "--no-build-isolation")
     subprocess.run(cmd, check=True, capture_output=True, text=True)

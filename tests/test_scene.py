@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import SCENES
 from warpsdf.errors import SceneError
 from warpsdf.scene import (
     CameraLayout,
@@ -30,7 +31,6 @@ from warpsdf.scene import (
     scene_from_dict,
 )
 
-SCENES = Path(__file__).resolve().parents[1] / "scenes"
 SHIPPED = sorted(SCENES.glob("*.toml"))
 
 MINIMAL = """\

@@ -5,6 +5,7 @@ and the library layer free of printing and argument parsing."""
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -103,7 +104,7 @@ def test_no_import_cycle():
 # package or from a lower layer.
 LAYERS = {
     "errors": 0, "limits": 0,
-    "io": 1, "device": 1,
+    "io": 1, "device": 1, "sampling": 1,
     "scene": 2,
     "camera": 3, "fields": 3, "templates": 3,
     "march": 4,
@@ -121,6 +122,14 @@ def _unit(name: str) -> str | None:
     """The top-level module or package of ``name`` inside warpsdf (None: the root)."""
     parts = name.split(".")
     return parts[1] if len(parts) > 1 else None
+
+
+def test_every_package_is_installed():
+    """pyproject.toml lists the packages by hand: every folder of modules is there."""
+    config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    listed = set(config["tool"]["setuptools"]["packages"])
+    packages = {name for name in MODULES if _is_package(name)} | {"warpsdf.scenes"}
+    assert packages == listed
 
 
 def test_every_module_has_a_layer():

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import re
 from enum import StrEnum
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any, TypeVar
 
 from warpsdf.errors import InputFileError, OutputError
 from warpsdf.fit import RunStatus
-from warpsdf.io.files import atomic_file, read_json, read_text
+from warpsdf.io.files import atomic_file, read_json, read_text, read_toml
 from warpsdf.io.layout import RunFolder, SweepFolder
 from warpsdf.sweep.summary import SUMMARY_METRICS, PointStatus, SweepSummary
 
@@ -157,11 +156,7 @@ def run_report(run: str | Path) -> str:
     """The HTML page of a run folder: metrics, plots, final renders, the scene."""
     folder = RunFolder(run)
     scene_text = read_text(folder.scene, "run scene")
-    name = folder.path.name
-    for line in scene_text.splitlines():
-        if line.startswith("name = "):
-            name = json.loads(line.split("=", 1)[1].strip())
-            break
+    name = read_toml(folder.scene, "run scene").get("name") or folder.path.name
     body = (
         f"<h1>warpsdf run: {_e(name)}</h1><p>{_e(folder.path.resolve())}</p>"
         + _run_sections(folder)

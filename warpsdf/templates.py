@@ -17,6 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from warpsdf.io.files import atomic_file
 from warpsdf.scene import (
     SECTIONS,
     SHAPE_PARAMS,
@@ -245,9 +246,7 @@ def _shape_keys_help() -> list[str]:
 
 def write_example_mesh(path: str | Path) -> None:
     """A small torus with a sphere through its hole, as a binary PLY (for the mesh template)."""
-    import trimesh
-
-    from warpsdf.io.files import atomic_file
+    import trimesh  # here: only this template needs it, and it is slow to import
 
     torus = trimesh.creation.torus(
         major_radius=0.5, minor_radius=0.18, major_sections=48, minor_sections=24

@@ -12,6 +12,7 @@ from warpsdf.camera import Camera, camera_angles, camera_from_angles, read_camer
 from warpsdf.errors import OutputError, WarpsdfError
 from warpsdf.io.files import staged_dir
 from warpsdf.io.images import to_uint8, write_gif, write_npy, write_png
+from warpsdf.io.layout import RenderFolder
 from warpsdf.render import RenderMode, render, to_display
 from warpsdf.scene import Scene, key_problem, resolution_problem
 
@@ -117,9 +118,11 @@ def render_cameras_to_folder(
     source, scene: Scene, cameras_json: Path, request: ViewRequest, mode: RenderMode,
     out: Path, force: bool = False,
 ) -> int:  # fmt: skip
-    """One PNG per camera of a cameras.json (render_NNN.png), written atomically as a folder."""
+    """One PNG per camera of a cameras.json (:class:`RenderFolder`), written
+    atomically as a folder."""
     cams = [_apply_lens(cam, request) for cam, _ in read_cameras(cameras_json)]
     with staged_dir(out, force=force) as stage:  # refuses a non-empty folder before any work
         for i, cam in enumerate(cams):
-            save_image(stage / f"render_{i:03d}.png", render(source, cam, mode, scene.march), mode)
+            image = render(source, cam, mode, scene.march)
+            save_image(RenderFolder(stage).image(i), image, mode)
     return len(cams)

@@ -19,7 +19,6 @@ from warpsdf.camera.layouts import (
     heldout_cameras,
     jitter_cameras,
     orbit_cameras,
-    random_in_ball,
     showcase_cameras,
     training_cameras,
 )
@@ -38,7 +37,6 @@ __all__ = [
     "heldout_cameras",
     "jitter_cameras",
     "orbit_cameras",
-    "random_in_ball",
     "rays_for",
     "read_cameras",
     "showcase_cameras",

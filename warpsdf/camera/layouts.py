@@ -13,6 +13,7 @@ import numpy as np
 from warpsdf.camera.cameras_json import read_cameras
 from warpsdf.camera.core import Camera, camera_angles, camera_from_angles
 from warpsdf.io.layout import RunFolder
+from warpsdf.sampling import random_in_ball
 from warpsdf.scene import CameraLayout, CamerasConfig, Scene, TargetKind
 
 
@@ -86,20 +87,6 @@ def cameras_from_config(config: CamerasConfig) -> list[Camera]:
     if config.layout is CameraLayout.FIBONACCI:
         return fibonacci_cameras(config.count, config.distance, target=config.look_at, **common)
     raise ValueError(f"layout {config.layout.value!r} is read from a file")
-
-
-def random_in_ball(rng: np.random.Generator, count: int, radius: float) -> np.ndarray:
-    """``count`` points drawn uniformly from the ball of ``radius`` around the
-    origin, (count, 3) float64: a normal direction (``rng.normal``, 3 per
-    point), then a radius ``radius * rng.uniform() ** (1/3)`` (1 per point).
-    Camera shake and the eikonal samples both draw here, in this order."""
-    v = rng.normal(size=(count, 3))
-    v *= (
-        radius
-        * rng.uniform(size=(count, 1)) ** (1.0 / 3.0)
-        / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
-    )
-    return v
 
 
 def jitter_cameras(cameras: list[Camera], amount: float, rng: np.random.Generator) -> list[Camera]:

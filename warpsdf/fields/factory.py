@@ -8,7 +8,8 @@ import numpy as np
 
 from warpsdf.errors import WarpsdfError
 from warpsdf.fields.base import Field
-from warpsdf.fields.mlp import MLPField, geometric_init, num_params
+from warpsdf.fields.mlp import MLPField
+from warpsdf.fields.mlp_core import geometric_init, num_params
 from warpsdf.fields.spheres import SPHERE_RECORD, SphereSetField, grid_centers, random_centers
 from warpsdf.scene import ModelInit, ModelKind, Scene
 
@@ -37,17 +38,25 @@ def expected_params(scene: Scene) -> int:
     return num_params(m.fourier_frequencies, m.hidden, m.layers)
 
 
-def field_from_params(scene: Scene, params: np.ndarray, device=None) -> Field:
-    """The scene's model with these flat parameters (its initial state, or a
-    checkpoint's)."""
+def check_param_count(scene: Scene, count: int, source: str = "the checkpoint") -> None:
+    """One line naming ``source`` unless it holds as many parameters as the
+    scene's model has."""
+    expected = expected_params(scene)
+    if count != expected:
+        raise WarpsdfError(
+            f"{source}: has {count} parameters but the scene's [model] needs {expected} "
+            "(was [model] changed?)"
+        )
+
+
+def field_from_params(
+    scene: Scene, params: np.ndarray, device=None, source: str = "the checkpoint"
+) -> Field:
+    """The scene's model with these flat parameters (its initial state, or the
+    checkpoint ``source``'s)."""
     m = scene.model
     params = np.asarray(params, np.float32).reshape(-1)
-    expected = expected_params(scene)
-    if params.size != expected:
-        raise WarpsdfError(
-            f"the checkpoint has {params.size} parameters but [model] in the run's scene.toml "
-            f"needs {expected} (was it edited?)"
-        )
+    check_param_count(scene, params.size, source)
     if m.kind is ModelKind.SPHERES:
         p = params.reshape(-1, SPHERE_RECORD)
         return SphereSetField(p[:, :3], p[:, 3], m.smooth_k, device=device)

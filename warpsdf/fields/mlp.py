@@ -19,18 +19,10 @@ import warp as wp
 
 from warpsdf.fields import mlp_tiled
 from warpsdf.fields.base import Field, backward_kernel
-from warpsdf.fields.mlp_core import (
-    SOFTPLUS_BETA,
-    geometric_init,
-    mlp_meta,
-    num_inputs,
-    num_params,
-)
+from warpsdf.fields.mlp_core import mlp_meta, num_params
 from warpsdf.fields.mlp_scalar import SCALAR_FUNCTIONS
 from warpsdf.limits import MAX_FREQUENCIES, MAX_LAYERS, MAX_WIDTH
 from warpsdf.scene import MLPKernels
-
-__all__ = ["SOFTPLUS_BETA", "MLPField", "geometric_init", "num_inputs", "num_params"]
 
 
 class MLPField(Field):

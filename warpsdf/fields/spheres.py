@@ -14,6 +14,7 @@ import numpy as np
 import warp as wp
 
 from warpsdf.fields.base import Field, FieldFunctions
+from warpsdf.sampling import random_in_ball
 
 SPHERE_RECORD = 4
 _EPS = 1.0e-9
@@ -122,9 +123,7 @@ def grid_centers(count: int, half_extent: float) -> np.ndarray:
 
 def random_centers(count: int, radius: float, rng: np.random.Generator) -> np.ndarray:
     """``count`` centres uniform in the ball of ``radius``."""
-    v = rng.normal(size=(count, 3))
-    v /= np.linalg.norm(v, axis=1, keepdims=True)
-    return v * radius * rng.uniform(size=(count, 1)) ** (1.0 / 3.0)
+    return random_in_ball(rng, count, radius)
 
 
 class SphereSetField(Field):

@@ -18,7 +18,6 @@ from __future__ import annotations
 import sys
 import types
 
-from warpsdf.fields.factory import field_from_params, make_field
 from warpsdf.fit.fitter import Fitter, StepBuffers
 from warpsdf.fit.guard import DivergedError
 from warpsdf.fit.history import LOG_COLUMNS, StepRecord
@@ -33,11 +32,9 @@ __all__ = [
     "RunStatus",
     "StepBuffers",
     "StepRecord",
-    "field_from_params",
     "fit",
     "learning_rate",
     "load_run",
-    "make_field",
     "mask_alpha",
     "prepare_run_folder",
 ]

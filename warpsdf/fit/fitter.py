@@ -31,7 +31,7 @@ import warp as wp
 from warpsdf.camera import Camera, training_cameras
 from warpsdf.errors import WarpsdfError
 from warpsdf.fields.base import evaluate
-from warpsdf.fields.factory import make_field
+from warpsdf.fields.factory import check_param_count, make_field
 from warpsdf.fit.guard import (
     NO_DIVERGENCE,
     DivergedError,
@@ -85,8 +85,8 @@ class StepBuffers:
     loss: wp.array  # (1,) the weighted loss
 
     @classmethod
-    def allocate(cls, rays: int, eikonal_samples: int, device) -> StepBuffers:
-        e = 4 * max(eikonal_samples, 1)
+    def allocate(cls, rays: int, eikonal_points: int, device) -> StepBuffers:
+        e = eikonal_points
         return cls(
             hits=RayHits.allocate(rays, device),
             points=wp.empty(rays, dtype=wp.vec3, device=device),
@@ -147,12 +147,12 @@ class Fitter:
         self.w_silhouette = w["silhouette"]  # always resolved: the mask term
         self.w_xyz = w.get("xyz", 0.0) if SupervisionMode.XYZ in modes else 0.0
         self.w_depth = w.get("depth", 0.0) if SupervisionMode.DEPTH in modes else 0.0
-        self.w_eikonal = scene.optim.eikonal_weight if scene.optim.eikonal_samples > 0 else 0.0
 
         self.inputs = StepInputs(scene, self.cameras, targets, d)
         self.batch = self.inputs.batch
         self.total_rays = self.inputs.total_rays
-        self.buffers = StepBuffers.allocate(self.batch, scene.optim.eikonal_samples, d)
+        self.buffers = StepBuffers.allocate(self.batch, self.inputs.eik_point_count, d)
+        self.w_eikonal = scene.optim.eikonal_weight if self.inputs.uses_eikonal else 0.0
         self._tape = wp.Tape()  # reused: reset at the start of every step
         # device counters: the 0-based iteration being computed and its slot in the chunk
         self._iteration = wp.zeros(1, dtype=int, device=d)
@@ -186,7 +186,7 @@ class Fitter:
         device = wp.get_device(device)
         target = target or build_target(scene, device)
         cameras = training_cameras(scene)
-        views = target_views(scene, device, target)
+        views = target_views(scene, device, target, cameras)
         return cls(scene, cameras, views, device, target=target, use_graph=use_graph)
 
     @property
@@ -208,14 +208,11 @@ class Fitter:
             "rng_state": np.array(repr(self.rng.bit_generator.state)),
         }
 
-    def load_state(self, state: dict[str, np.ndarray]) -> None:
-        """Continue from :meth:`state` (a checkpoint); clears a divergence."""
-        params = np.asarray(state["params"], np.float32)
-        if params.shape != tuple(self.field.params.shape):
-            raise WarpsdfError(
-                f"checkpoint has {params.size} parameters but the scene's model has "
-                f"{self.field.params.shape[0]} (was [model] changed?)"
-            )
+    def load_state(self, state: dict[str, np.ndarray], source: str = "the checkpoint") -> None:
+        """Continue from :meth:`state` (a checkpoint, named ``source`` in errors);
+        clears a divergence."""
+        params = np.asarray(state["params"], np.float32).reshape(-1)
+        check_param_count(self.scene, params.size, source)
         self.field.params.assign(params)
         self.optimizer.load(state["adam_m"], state["adam_v"], int(state["adam_t"]))
         self.iteration = int(state["iteration"])

@@ -6,8 +6,12 @@ chunk and raises :class:`DivergedError`."""
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import TYPE_CHECKING
 
 import warp as wp
+
+if TYPE_CHECKING:  # the history imports nothing from here; only the hint needs it
+    from warpsdf.fit.history import StepRecord
 
 # halt[0] while no step has diverged; otherwise halt[0] is the 1-based iteration
 # of the first step whose loss, values or gradient were not finite.
@@ -31,7 +35,7 @@ class DivergedError(RuntimeError):
 
     def __init__(self, message: str, records: list | None = None, iteration: int = 0):
         super().__init__(message)
-        self.records = list(records or [])
+        self.records: list[StepRecord] = list(records or [])
         self.iteration = iteration
 
 

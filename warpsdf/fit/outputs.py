@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 import numpy as np
 
@@ -28,7 +29,7 @@ ANIMATION_HEIGHT = 192
 ANIMATION_FPS = 10
 
 
-def read_checkpoint(path) -> dict[str, np.ndarray]:
+def read_checkpoint(path: str | Path) -> dict[str, np.ndarray]:
     """Every array of a checkpoint.npz; one line naming the file if unreadable."""
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -63,7 +64,7 @@ class RunRecorder:
 
     def load_checkpoint(self) -> None:
         state = read_checkpoint(self.folder.checkpoint)
-        self.fitter.load_state(state)
+        self.fitter.load_state(state, str(self.folder.checkpoint))
         columns = [str(c) for c in state.get("log_columns", np.array(LOG_COLUMNS))]
         self.rows = [
             {

@@ -64,7 +64,7 @@ def load_run(run_dir: str | Path, device=None) -> tuple[Scene, Field]:
         )
     scene = load_scene(run.scene)
     state = read_checkpoint(run.checkpoint)
-    return scene, field_from_params(scene, state["params"], device)
+    return scene, field_from_params(scene, state["params"], device, str(run.checkpoint))
 
 
 # Scene sections a resumed run must keep: changing them would mix two fits in one log.

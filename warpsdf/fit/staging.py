@@ -18,11 +18,21 @@ from enum import IntEnum
 import numpy as np
 import warp as wp
 
-from warpsdf.camera import Camera, jitter_cameras, random_in_ball
-from warpsdf.camera.rays import DeviceCameras, camera_frames, camera_of_ray, device_rays
-from warpsdf.camera.rays import pixel_direction as camera_pixel_direction
+from warpsdf.camera import Camera, jitter_cameras
+from warpsdf.camera.rays import (
+    FRAME_BACK,
+    FRAME_EYE,
+    FRAME_RIGHT,
+    FRAME_UP,
+    DeviceCameras,
+    camera_frames,
+    camera_of_ray,
+    device_rays,
+    pixel_direction,
+)
 from warpsdf.errors import WarpsdfError
 from warpsdf.fields.base import FD_GRADIENT_STEP, TETRAHEDRON
+from warpsdf.sampling import random_in_ball
 from warpsdf.scene import Scene, SupervisionMode
 from warpsdf.targets import TargetView
 
@@ -156,11 +166,11 @@ def stage_rays_kernel(
         ray = ray_index[s, r]
     if source == int(RaySource.SHAKEN):
         c = camera_of_ray(ray, camera_first, camera_first.shape[0])
-        eye = frames[s, c, 0]
+        eye = frames[s, c, FRAME_EYE]
         origins_out[r] = wp.vec3(float(eye[0]), float(eye[1]), float(eye[2]))
-        dirs_out[r] = camera_pixel_direction(
+        dirs_out[r] = pixel_direction(
             ray - camera_first[c], camera_width[c], camera_height[c], camera_tan_half[c],
-            frames[s, c, 1], frames[s, c, 2], frames[s, c, 3],
+            frames[s, c, FRAME_RIGHT], frames[s, c, FRAME_UP], frames[s, c, FRAME_BACK],
         )  # fmt: skip
     else:
         origins_out[r] = all_origins[ray]
@@ -201,8 +211,10 @@ class StepInputs:
         self.eikonal_samples = scene.optim.eikonal_samples
         # points are drawn only when the term counts (the rng stream depends on it)
         self.uses_eikonal = self.eikonal_samples > 0 and scene.optim.eikonal_weight > 0.0
+        # tetrahedron points: 4 per sample (one sample's worth of room when unused)
+        self.eik_point_count = 4 * max(self.eikonal_samples, 1)
         self.tetra = np.asarray(TETRAHEDRON, np.float32) * FD_GRADIENT_STEP
-        n, e = self.batch, max(self.eikonal_samples, 1)
+        n = self.batch
         sampled = self.ray_batch is RayBatch.SAMPLED
         # the step's buffers
         self.origins = wp.empty(n, dtype=wp.vec3, device=d)
@@ -210,7 +222,7 @@ class StepInputs:
         self.mask = wp.empty(n, dtype=float, device=d)
         self.xyz = wp.empty(n, dtype=wp.vec3, device=d)
         self.depth = wp.empty(n, dtype=float, device=d)
-        self.eik_points = wp.empty(4 * e, dtype=wp.vec3, device=d)
+        self.eik_points = wp.empty(self.eik_point_count, dtype=wp.vec3, device=d)
         # what never changes, uploaded once
         if sampled:
             self.all_mask = wp.array(targets.mask, dtype=float, device=d)
@@ -247,7 +259,7 @@ class StepInputs:
         if k <= self.capacity:
             return False
         cap = max(k, 2 * self.capacity, 16)
-        d, c, e = self.device, len(self.cameras), 4 * max(self.eikonal_samples, 1)
+        d, c, e = self.device, len(self.cameras), self.eik_point_count
         sampled = self.ray_batch is RayBatch.SAMPLED
         shaken = self.ray_source is RaySource.SHAKEN
         self.index = Staging((cap, self.batch) if sampled else (1, 1), int, d)

@@ -1,6 +1,7 @@
-"""Folder layouts: the one place that names the files of a run folder and of a
-sweep folder (DESIGN §5). The fit writes them, and render, export, report,
-the sweep and the CLI read them, all through these objects.
+"""Folder layouts: the one place that names the files of a run folder, a
+sweep folder, an image folder and a folder of renders (DESIGN §3, §5). The
+fit writes them, and render, export, report, the sweep and the CLI read
+them, all through these objects.
 
     run folder                         sweep folder
       scene.toml       resolved scene    summary.json     every point, its status and metrics
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 
 class _File:
@@ -106,3 +108,30 @@ class SweepFolder(_Folder):
     def is_sweep(self) -> bool:
         """Whether the folder holds a sweep's output (a summary or point folders)."""
         return self.summary_json.is_file() or self.points.is_dir()
+
+
+class ImageFolder(_Folder):
+    """A folder of target images and their cameras (DESIGN §3): written by
+    ``warpsdf targets``, read by ``[target] kind = "images"``."""
+
+    CAMERAS = "cameras.json"
+    # the file of each image kind, per view: mask_NNN.png, xyz_NNN.png, depth_NNN.npy
+    IMAGE_SUFFIXES: ClassVar[dict[str, str]] = {"mask": ".png", "xyz": ".png", "depth": ".npy"}
+
+    cameras = _File("CAMERAS")
+
+    @classmethod
+    def image_name(cls, kind: str, index: int) -> str:
+        """The file name of view ``index``'s ``kind`` (mask, xyz or depth) image."""
+        return f"{kind}_{index:03d}{cls.IMAGE_SUFFIXES[kind]}"
+
+
+class RenderFolder(_Folder):
+    """One render per camera of a cameras.json (``warpsdf render --cameras``)."""
+
+    @staticmethod
+    def image_name(index: int) -> str:
+        return f"render_{index:03d}.png"
+
+    def image(self, index: int) -> Path:
+        return self.path / self.image_name(index)

@@ -58,10 +58,16 @@ def build_target(scene: Scene, device=None) -> Target:
     return Target(t.kind, stored=load_image_views(t.path))
 
 
-def target_views(scene: Scene, device=None, target: Target | None = None) -> list[TargetView]:
+def target_views(
+    scene: Scene,
+    device=None,
+    target: Target | None = None,
+    cameras: list[Camera] | None = None,
+) -> list[TargetView]:
     """The target as seen by the training cameras (:func:`training_cameras`):
-    an image folder's stored views, or the renderable target traced."""
+    an image folder's stored views, or the renderable target traced
+    (``cameras``: the training cameras, when the caller has them already)."""
     target = target or build_target(scene, device)
     if not target.renderable:
         return list(target.stored)
-    return target.views(training_cameras(scene), scene.march)
+    return target.views(cameras or training_cameras(scene), scene.march)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +9,9 @@ import numpy as np
 from warpsdf.camera import Camera
 from warpsdf.camera.cameras_json import read_cameras
 from warpsdf.errors import InputFileError
+from warpsdf.io.files import write_json
 from warpsdf.io.images import read_npy, read_png, write_npy, write_png
+from warpsdf.io.layout import ImageFolder
 from warpsdf.targets.views import TargetView, decode_xyz, encode_xyz
 
 
@@ -75,20 +76,19 @@ def load_image_views(path: str | Path) -> list[TargetView]:
 def write_image_views(views: list[TargetView], folder: str | Path) -> Path:
     """Write views as a cameras.json folder: mask_NNN.png (8-bit), xyz_NNN.png
     (16-bit RGB) and depth_NNN.npy (float32, inf for misses). Returns the json path."""
-    folder = Path(folder)
+    folder = ImageFolder(folder)
     entries = []
     for i, view in enumerate(views):
         entry = view.camera.to_json()
         if view.mask is not None:
-            entry["mask"] = f"mask_{i:03d}.png"
-            write_png(folder / entry["mask"], (view.mask.astype(np.uint8) * 255))
+            entry["mask"] = ImageFolder.image_name("mask", i)
+            write_png(folder.path / entry["mask"], (view.mask.astype(np.uint8) * 255))
         if view.xyz is not None:
-            entry["xyz"] = f"xyz_{i:03d}.png"
-            write_png(folder / entry["xyz"], encode_xyz(view.xyz, bits=16))
+            entry["xyz"] = ImageFolder.image_name("xyz", i)
+            write_png(folder.path / entry["xyz"], encode_xyz(view.xyz, bits=16))
         if view.depth is not None:
-            entry["depth"] = f"depth_{i:03d}.npy"
-            write_npy(folder / entry["depth"], view.depth.astype(np.float32))
+            entry["depth"] = ImageFolder.image_name("depth", i)
+            write_npy(folder.path / entry["depth"], view.depth.astype(np.float32))
         entries.append(entry)
-    json_path = folder / "cameras.json"
-    json_path.write_text(json.dumps({"cameras": entries}, indent=2) + "\n", encoding="utf-8")
-    return json_path
+    write_json(folder.cameras, {"cameras": entries})
+    return folder.cameras

@@ -154,9 +154,11 @@ class MeshTarget:
         vertices, faces = load_mesh_arrays(path, normalize, fill_radius)
         return cls(vertices, faces, device)
 
-    def trace(self, origins: wp.array, directions: wp.array, config: MarchConfig, out=None):
+    def trace(
+        self, origins: wp.array, dirs: wp.array, config: MarchConfig, out: RayHits | None = None
+    ) -> RayHits:
         """Cast the rays at the mesh (the interface of :func:`warpsdf.march.march`);
-        returns a :class:`RayHits`, ``out`` if given."""
+        ``out`` is reused if given."""
         n = origins.shape[0]
         out = out or RayHits.allocate(n, self.device)
         wp.launch(
@@ -167,7 +169,7 @@ class MeshTarget:
                 self._normals,
                 self._indices,
                 origins,
-                directions,
+                dirs,
                 *bound_args(config),
             ],
             outputs=out.outputs(),

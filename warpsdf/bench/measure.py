@@ -11,34 +11,27 @@ device's peak FP32 rate, where that rate is known.
 
 from __future__ import annotations
 
-import importlib.resources
 import platform
 import resource
 import statistics
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import warp as wp
 
+from warpsdf.bench.cases import DEFAULT_ITERATIONS, FIT_CASES, RENDER_CASES, Subject, shipped_scene
 from warpsdf.camera import camera_from_angles
 from warpsdf.device import resolve_device
 from warpsdf.fields.factory import make_field
-from warpsdf.fields.mlp import MLPField, num_inputs
+from warpsdf.fields.mlp import MLPField
+from warpsdf.fields.mlp_core import num_inputs
 from warpsdf.fields.spheres import SphereSetField
 from warpsdf.fit import Fitter
 from warpsdf.render import RenderMode, render
 from warpsdf.scene import load_scene
 from warpsdf.targets import build_target
-
-
-def shipped_scene(name: str) -> Path:
-    """A shipped scene file (``scenes/NAME`` in the repository, installed with
-    the library as the package ``warpsdf.scenes``)."""
-    return Path(str(importlib.resources.files("warpsdf.scenes"))) / name
-
 
 # Peak FP32 (non-tensor) rates, FLOP/s, by a substring of the device name.
 PEAK_FP32 = {
@@ -48,59 +41,6 @@ PEAK_FP32 = {
     "A100": 19.5e12,
     "L40S": 91.6e12,
     "RTX 4090": 82.6e12,
-}
-
-FIT_CASES: dict[str, tuple[str, list[str]]] = {
-    # the two-sphere sphere-set silhouette fit: 8 views at 64x64, every ray
-    "spheres": ("two_spheres_silhouette.toml", ["optim.batch_rays=0"]),
-    # issue 5's sphere-set goal case: 16 spheres, 8 views at 128x128, every ray
-    "spheres16": (
-        "two_spheres_silhouette.toml",
-        [
-            "optim.batch_rays=0",
-            "model.count=16",
-            "model.init_radius=0.15",
-            "cameras.resolution=[128, 128]",
-        ],
-    ),
-    # the neural-SDF silhouette fit: 128x128, 8 views, 64 steps, width 64, depth 3, L = 6
-    "mlp": (
-        "airplane.toml",
-        [
-            "cameras.layout='orbit'",
-            "cameras.count=8",
-            "cameras.elevation_deg=20.0",
-            "cameras.resolution=[128, 128]",
-            "march.max_steps=64",
-            "model.hidden=64",
-            "model.layers=3",
-            "model.fourier_frequencies=6",
-            "optim.batch_rays=0",
-        ],
-    ),
-}
-
-
-@dataclass(frozen=True)
-class QuickRun:
-    """``warpsdf bench --quick``: a smoke run of a few seconds that checks an
-    install end to end (kernels compile and run); its numbers mean little."""
-
-    cases: tuple[str, ...] = ("render:airplane", "fit:spheres")
-    resolution: int = 64  # render size, pixels a side
-    iterations: int = 2
-    fit_overrides: tuple[str, ...] = ("cameras.count=2", "cameras.resolution=[16, 16]")
-
-
-QUICK = QuickRun()
-
-# name -> (scene, overrides, what is rendered: the scene's "target" or its initial "model")
-RENDER_CASES: dict[str, tuple[str, list[str], str]] = {
-    "airplane": ("airplane.toml", [], "target"),
-    "mesh_torus_ball": ("torus_ball.toml", [], "target"),
-    # the fit case's neural SDF (width 64, depth 3, L = 6) at its geometric
-    # initialisation: a sphere of radius 0.5
-    "neural_init": ("airplane.toml", FIT_CASES["mlp"][1], "model"),
 }
 
 
@@ -174,9 +114,12 @@ def fit_case(case: str, device: str, extra: Sequence[str] | None = None) -> Fitt
 
 
 def bench_fit(
-    case: str, device: str, iterations: int = 5, extra: Sequence[str] | None = None,
+    case: str,
+    device: str,
+    iterations: int = DEFAULT_ITERATIONS,
+    extra: Sequence[str] | None = None,
     peak_gflops: float | None = None,
-) -> dict:  # fmt: skip
+) -> dict:
     """One fit benchmark line. The headline time is one chunk of ``iterations``
     steps as a fit runs them (no readback inside, graph replay on CUDA), after a
     warm-up chunk (compilation, capture); the per-phase split and the work
@@ -254,7 +197,7 @@ def bench_render(
     height = height or width
     scene_file, overrides, what = RENDER_CASES[case]
     scene = load_scene(shipped_scene(scene_file), overrides)
-    if what == "model":
+    if what is Subject.MODEL:
         source = make_field(scene, np.random.default_rng(scene.seed), device)
     else:
         source = build_target(scene, device).source
