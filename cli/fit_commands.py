@@ -51,7 +51,10 @@ def _eta(seconds: float) -> str:
 
 
 @app.command()
-@user_errors
+@user_errors(
+    memory_hint="lower cameras.resolution, cameras.count, model.count or model.hidden, "
+    "output.final_scale or output.mesh_resolution"
+)
 def fit(
     scene: Annotated[Path, typer.Argument(help="Scene file (TOML).")],
     out: Annotated[
@@ -95,7 +98,9 @@ def fit(
             raise KeyboardInterrupt
         state["stop"] = True
 
-    prepare_run_folder(run_dir, resume, force)  # fail before the live table starts
+    prepare_run_folder(run_dir, resume, force, keep=[scene])  # fail before the live table
+    if resume and iterations is not None:
+        _print_resume_note(run_dir, resolved, iterations)
     previous = signal.signal(signal.SIGINT, on_sigint)
     every = resolved.output.log_every
     console.print(
@@ -136,9 +141,10 @@ def fit(
         for k in ("train_iou", "heldout_iou", "xyz_error", "chamfer")
         if m.get(k) is not None
     )
-    if result.status is RunStatus.DIVERGED:
+    if result.status in (RunStatus.DIVERGED, RunStatus.LOST):
         console.print(
-            f"[red]diverged[/]: {q(result.reason)}; kept the last good state in {q(run_dir)}"
+            f"[red]{result.status.value}[/]: {q(result.reason)}; "
+            f"kept the last good state in {q(run_dir)}"
             f"{' (' + summary + ')' if summary else ''}"
         )
         raise typer.Exit(1)
@@ -146,7 +152,7 @@ def fit(
 
 
 @app.command()
-@user_errors
+@user_errors(memory_hint="lower --resolution (the grid size)")
 def export(
     run: Annotated[Path, typer.Argument(help="A run folder.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Mesh file: .ply, .obj, .stl or .glb.")],
@@ -181,3 +187,20 @@ def export(
         f"[green]wrote[/] {q(out)}: {len(vertices)} vertices, {len(faces)} faces "
         f"[dim]({resolution}^3 grid, {time.perf_counter() - start:.1f} s on {dev})[/]"
     )
+
+
+def _print_resume_note(run_dir: Path, resolved, iterations: int) -> None:
+    """Say how a resume with a new --iterations changes the schedules."""
+    import dataclasses
+
+    from warpsdf.fit.outputs import read_checkpoint
+    from warpsdf.fit.schedule import resume_note
+    from warpsdf.io.layout import RunFolder
+    from warpsdf.scene import load_scene
+
+    run = RunFolder(run_dir)
+    saved = load_scene(run.scene)
+    done = int(read_checkpoint(run.checkpoint, ("iteration",))["iteration"])
+    scene = resolved.replace(optim=dataclasses.replace(resolved.optim, iterations=iterations))
+    if note := resume_note(saved, scene, done):
+        console.print(f"[yellow]resuming at iteration {done}[/]: {note}")

@@ -8,14 +8,22 @@ module registers its commands on the app when imported.
 
 from __future__ import annotations
 
-# Importing a command module registers its commands, in the order --help lists them.
-# isort: off
-from warpsdf.cli import scene_commands  # noqa: F401  validate, new, targets, render
-from warpsdf.cli import fit_commands  # noqa: F401  fit, export
-from warpsdf.cli import batch_commands  # noqa: F401  batch, report, bench
+import sys
 
-# isort: on
-from warpsdf.cli.common import app
+# Ctrl-C while the modules load (the first half second of every command) is
+# one line and exit code 130, like Ctrl-C later on (cli.common.user_errors).
+try:
+    # Importing a command module registers its commands, in the order --help lists them.
+    # isort: off
+    from warpsdf.cli import scene_commands  # noqa: F401  validate, new, targets, render
+    from warpsdf.cli import fit_commands  # noqa: F401  fit, export
+    from warpsdf.cli import batch_commands  # noqa: F401  batch, report, bench
+
+    # isort: on
+    from warpsdf.cli.common import app
+except KeyboardInterrupt:  # pragma: no cover (timing)
+    sys.stderr.write("interrupted\n")
+    raise SystemExit(130) from None
 
 __all__ = ["app"]
 

@@ -34,11 +34,14 @@ def validate(
     scene: Annotated[Path, typer.Argument(help="Scene file (TOML).")],
     sets: SetOption = None,
 ) -> None:
-    """Check a scene file and print it fully resolved (every default filled in),
-    or list every problem found."""
+    """Check a scene file and what it points to (the mesh file, the image
+    folder and every image it names, a cameras.file), and print the scene fully
+    resolved (every default filled in), or list every problem found."""
     from warpsdf.scene import load_scene
+    from warpsdf.targets import check_target
 
     resolved = load_scene(scene, sets or [])
+    check_target(resolved)
     typer.echo(resolved.to_toml(), nl=False)
 
 
@@ -95,7 +98,7 @@ def new(
 
 
 @app.command()
-@user_errors
+@user_errors(memory_hint="lower cameras.resolution or cameras.count")
 def targets(
     scene: Annotated[Path, typer.Argument(help="Scene file (TOML).")],
     out: Annotated[
@@ -104,7 +107,10 @@ def targets(
     sets: SetOption = None,
     device: DeviceOption = "auto",
     force: Annotated[
-        bool, typer.Option("--force", help="Replace a non-empty --out folder.")
+        bool,
+        typer.Option(
+            "--force", help="Replace a non-empty --out folder made by warpsdf (targets, render)."
+        ),
     ] = False,
 ) -> None:
     """Write the scene's target as seen by its cameras: cameras.json, mask_NNN.png,
@@ -118,7 +124,9 @@ def targets(
     resolved = load_scene(scene, sets or [])
     dev = resolve_device(device)
     start = time.perf_counter()
-    with staged_dir(out, force=force) as stage:  # refuses a non-empty folder before any work
+    # refuses before any work: a non-empty folder without --force, and even with
+    # it a folder warpsdf did not make, the current folder or the scene's folder
+    with staged_dir(out, force=force, keep=[scene]) as stage:
         with wp.ScopedDevice(dev):
             views = target_views(resolved, dev)
         write_image_views(views, stage)
@@ -136,7 +144,7 @@ def targets(
 
 
 @app.command()
-@user_errors
+@user_errors(memory_hint="lower --resolution (or --turntable frames)")
 def render(
     source: Annotated[
         Path,
@@ -217,7 +225,7 @@ def render(
     request.check()
     if turntable is not None and not 0 < turntable <= 3600:
         raise WarpsdfError(f"--turntable {turntable}: expected a frame count in [1, 3600]")
-    if fps <= 0:
+    if fps <= 0:  # (every float option is finite: user_errors)
         raise WarpsdfError(f"--fps {fps:g}: expected a value > 0")
     if turntable is not None and cameras is not None:
         raise WarpsdfError("--turntable and --cameras cannot be combined")

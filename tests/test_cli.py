@@ -175,7 +175,8 @@ def test_targets_round_trip_through_image_folder(tmp_path):
 def test_targets_refuses_to_overwrite_without_force(tmp_path):
     scene = write_scene(tmp_path / "s.toml", TWO_SPHERES)
     out = tmp_path / "views"
-    out.mkdir()
+    # a folder warpsdf made (--force never replaces one it did not: test_safety_files.py)
+    assert run("targets", scene, "--out", out, "--device", "cpu").exit_code == 0
     (out / "keep.txt").write_text("mine")
     assert_user_error(run("targets", scene, "--out", out, "--device", "cpu"), str(out), "--force")
     assert (out / "keep.txt").read_text() == "mine"

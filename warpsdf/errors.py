@@ -16,11 +16,14 @@ class WarpsdfError(Exception):
 class SceneError(WarpsdfError):
     """A scene file, a ``--set`` override or a sweep file is invalid.
 
-    Holds every problem found, so ``validate`` can list them all at once.
+    Holds every problem found, so ``validate`` can list them all at once (each
+    distinct problem once, in the order found: the sides of a resolution or
+    the items of a list can break one rule the same way).
     """
 
     def __init__(self, problems: list[str] | str):
-        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        found = [problems] if isinstance(problems, str) else list(problems)
+        self.problems = list(dict.fromkeys(found))
         super().__init__("\n".join(self.problems))
 
 

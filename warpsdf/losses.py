@@ -20,7 +20,6 @@ from enum import IntEnum
 import warp as wp
 
 from warpsdf.fields.base import tetrahedral_gradient
-from warpsdf.march import FAR_SDF
 from warpsdf.scene import PointLoss, SilhouetteLoss
 
 
@@ -101,7 +100,7 @@ def ray_loss_kernel(
     sample_points: wp.array(dtype=wp.vec3),  # (R,) hit point, or the point of least SDF
     directions: wp.array(dtype=wp.vec3),  # (R,) unit ray directions
     hit_t: wp.array(dtype=float),  # (R,) predicted hit distance, -1 = miss (from the march)
-    min_sdf: wp.array(dtype=float),  # (R,) FAR_SDF marks rays that miss the bound
+    min_sdf: wp.array(dtype=float),  # (R,) FAR_SDF (+inf) marks rays that miss the bound
     grad_dot_dir: wp.array(dtype=float),  # (R,) grad f(x0) . d at the hit (from the march)
     target_mask: wp.array(dtype=float),  # (R,) 1 on the object, 0 off
     target_xyz: wp.array(dtype=wp.vec3),  # (R,) target surface point (world units)
@@ -121,8 +120,9 @@ def ray_loss_kernel(
     sharpness comes from a device array indexed by a device counter, so a
     captured CUDA graph replays each step with its own alpha."""
     r = wp.tid()
-    if min_sdf[r] >= 0.5 * FAR_SDF:
-        return  # the ray never enters the bound: nothing to learn from it
+    if min_sdf[r] == wp.inf:
+        return  # FAR_SDF: the ray never enters the bound, nothing to learn from it
+    # every ray in the bound counts, with its real SDF however large (march.py)
     alpha = scheduled(alpha_schedule, iteration)
     y = target_mask[r]
     f = values[r]

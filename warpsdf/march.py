@@ -15,12 +15,19 @@ A hit is polished with a few guarded Newton steps along the ray, so hit points
 sit on the surface far more tightly than ``hit_epsilon`` even at grazing
 angles. Per ray the marcher also records the smallest SDF value it saw and
 where (the fit's soft silhouette needs it).
+
+Whether a ray enters the bound is explicit: ``min_sdf`` is ``FAR_SDF`` (+inf)
+exactly for the rays that never enter it, a value no ray inside can report
+(its smallest SDF starts at ``MAX_SEEN_SDF`` and only falls). Every ray that
+enters the bound counts in the loss with its real SDF, however large: a field
+that flew away from the target has a large loss, not none.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -34,8 +41,12 @@ from warpsdf.scene import MarchConfig
 NOCLIP_EXTRA_BOUNDS = 4.0
 # Newton polishing steps after a hit; each is kept only if it reduces |sdf|.
 POLISH_STEPS = 4
-# The SDF value stored as min_sdf for rays that miss the bounding sphere.
-FAR_SDF = 1.0e3
+# min_sdf of a ray that never enters the bounding sphere: +inf, which no ray in
+# the bound can report (see MAX_SEEN_SDF). In kernels: wp.inf.
+FAR_SDF = math.inf
+# Where an in-bound ray's smallest SDF starts (finite, below FAR_SDF): a ray
+# whose every sample is larger (a field that flew away) reports this.
+MAX_SEEN_SDF = 1.0e38
 
 
 @wp.func
@@ -113,7 +124,7 @@ def march_kernel(functions: FieldFunctions) -> wp.Kernel:
         hit_t_out: wp.array(dtype=float),  # (R,) distance to the hit; -1 = miss
         points_out: wp.array(dtype=wp.vec3),  # (R,) hit point (last sample on a miss)
         normals_out: wp.array(dtype=wp.vec3),  # (R,) unit normal at the hit; 0 on a miss
-        min_sdf_out: wp.array(dtype=float),  # (R,) smallest SDF seen along the ray
+        min_sdf_out: wp.array(dtype=float),  # (R,) smallest SDF seen; FAR_SDF (inf): outside
         min_t_out: wp.array(dtype=float),  # (R,) distance where it was seen
         grad_dot_dir_out: wp.array(dtype=float),  # (R,) (raw grad f at the hit) . dir; 0 on a miss
         evals_out: wp.array(dtype=int),  # (R,) SDF evaluations the ray needed (work counting)
@@ -136,7 +147,9 @@ def march_kernel(functions: FieldFunctions) -> wp.Kernel:
             t_far = t
         active = inside
         hit = int(0)
-        min_sdf = float(FAR_SDF)
+        min_sdf = float(MAX_SEEN_SDF)
+        if inside == 0:
+            min_sdf = wp.inf  # FAR_SDF: the ray never enters the bound
         min_t = t
         f = float(0.0)
         evals = int(0)
@@ -199,6 +212,8 @@ class RayHits:
     """Per-ray results, all (R,) Warp arrays on one device.
 
     ``hit_t`` is -1 for a miss. ``points`` and ``normals`` are world-space.
+    ``min_sdf`` is ``FAR_SDF`` (+inf) exactly for rays that never enter the
+    bound, and finite for every other ray.
     ``grad_dot_dir`` is the raw SDF gradient at the hit dotted with the ray
     direction (the denominator of the implicit hit point). ``evals`` counts the
     SDF evaluations each ray cost (a gradient counts as ``grad_cost``).

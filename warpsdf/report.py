@@ -30,7 +30,7 @@ _STATUS_STYLES: dict[str, tuple[StrEnum, ...]] = {
     "color: #1a7f37;": (PointStatus.CONVERGED, RunStatus.FINISHED),
     "color: #b35900;": (PointStatus.NOT_CONVERGED, RunStatus.INTERRUPTED),
     "color: #c62828; font-weight: 600;": (
-        PointStatus.DIVERGED, PointStatus.FAILED, RunStatus.DIVERGED,
+        PointStatus.DIVERGED, PointStatus.FAILED, RunStatus.DIVERGED, RunStatus.LOST,
     ),
 }  # fmt: skip
 
@@ -128,6 +128,10 @@ def _run_sections(run: RunFolder) -> str:
     parts = []
     if run.metrics.is_file():
         metrics = read_json(run.metrics, "run metrics")
+        if not isinstance(metrics, dict):
+            kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+            got = kind.get(type(metrics), "a number")
+            raise InputFileError(f"{run.metrics}: expected a JSON object of metrics, got {got}")
         parts.append(f"<{h}>Metrics</{h}>{_metrics_table(metrics, run.metrics)}")
     parts.append(f"<{h}>Optimisation</{h}>")
     parts.append(

@@ -3,6 +3,7 @@ save stills, per-camera folders and turntable GIFs."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -30,7 +31,14 @@ class ViewRequest:
     fov_deg: float | None = None
 
     def check(self) -> None:
-        """Each value follows the rule of the scene key it overrides."""
+        """Each value is a finite number and follows the rule of the scene key
+        it overrides."""
+        for option, value in (
+            ("--azimuth", self.azimuth_deg), ("--elevation", self.elevation_deg),
+            ("--distance", self.distance), ("--fov", self.fov_deg),
+        ):  # fmt: skip
+            if value is not None and not math.isfinite(value):
+                raise WarpsdfError(f"{option} {value}: expected a finite number")
         for option, key, value in (
             ("--fov", "cameras.fov_deg", self.fov_deg),
             ("--distance", "cameras.distance", self.distance),
@@ -106,6 +114,8 @@ def render_turntable(
 ) -> None:
     """``frames`` views evenly around 360° of azimuth, as a looping GIF."""
     _check_suffix(Path(out), (".gif",), "a turntable")
+    if not (math.isfinite(fps) and fps > 0):
+        raise WarpsdfError(f"--fps {fps:g}: expected a finite value > 0")
     images = []
     base = training_cameras(scene)[0]  # read once, not per frame
     for k in range(frames):
@@ -121,7 +131,8 @@ def render_cameras_to_folder(
     """One PNG per camera of a cameras.json (:class:`RenderFolder`), written
     atomically as a folder."""
     cams = [_apply_lens(cam, request) for cam, _ in read_cameras(cameras_json)]
-    with staged_dir(out, force=force) as stage:  # refuses a non-empty folder before any work
+    keep = [cameras_json, scene.source] if scene.source else [cameras_json]
+    with staged_dir(out, force=force, keep=keep) as stage:  # refuses before any work
         for i, cam in enumerate(cams):
             image = render(source, cam, mode, scene.march)
             save_image(RenderFolder(stage).image(i), image, mode)

@@ -29,7 +29,7 @@ import numpy as np
 import warp as wp
 
 from warpsdf.camera import Camera, training_cameras
-from warpsdf.errors import WarpsdfError
+from warpsdf.errors import SceneError, WarpsdfError
 from warpsdf.fields.base import evaluate
 from warpsdf.fields.factory import check_param_count, make_field
 from warpsdf.fit.guard import (
@@ -67,7 +67,7 @@ from warpsdf.losses import (
     silhouette_loss_code,
 )
 from warpsdf.march import RayHits, march
-from warpsdf.scene import Scene, SupervisionMode
+from warpsdf.scene import Scene, SupervisionMode, size_problems
 from warpsdf.targets import Target, TargetView, build_target, target_views
 
 
@@ -125,6 +125,10 @@ class Fitter:
     ):
         if len(cameras) != len(views):
             raise ValueError(f"{len(cameras)} cameras but {len(views)} target views")
+        # every size limit, up front: the scene may have changed since it loaded
+        # (fit --iterations) and a cameras.json's views are only known now
+        if problems := size_problems(scene, [(c.width, c.height) for c in cameras]):
+            raise SceneError(problems)
         self.scene = scene
         self.device = d = wp.get_device(device)
         self.rng = np.random.default_rng(scene.seed)
@@ -184,8 +188,10 @@ class Fitter:
         """A Fitter for the scene's own target and training cameras (the target
         is built on ``device`` unless given, and kept as :attr:`target`)."""
         device = wp.get_device(device)
-        target = target or build_target(scene, device)
         cameras = training_cameras(scene)
+        if problems := size_problems(scene, [(c.width, c.height) for c in cameras]):
+            raise SceneError(problems)  # before the target views are traced
+        target = target or build_target(scene, device)
         views = target_views(scene, device, target, cameras)
         return cls(scene, cameras, views, device, target=target, use_graph=use_graph)
 

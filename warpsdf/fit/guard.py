@@ -39,6 +39,28 @@ class DivergedError(RuntimeError):
         self.iteration = iteration
 
 
+# A fit that ran to its end with every number finite is still lost when its
+# last loss is more than this many times its first: the field flew away from
+# the target (no normal fit ends orders of magnitude worse than its start).
+LOST_LOSS_FACTOR = 100.0
+
+
+def lost_reason(losses: list[float], train_iou: float | None = None) -> str:
+    """Why a fit that finished without a non-finite number is nevertheless lost,
+    or ``""``: its last loss is above ``LOST_LOSS_FACTOR`` x its first (``losses``:
+    every step's loss, in order), or its field shows none of the target in the
+    training views (``train_iou`` 0; the fitter refuses targets that cover no
+    pixel)."""
+    if len(losses) >= 2 and losses[0] > 0 and losses[-1] > LOST_LOSS_FACTOR * losses[0]:
+        return (
+            f"the loss rose from {losses[0]:.4g} to {losses[-1]:.4g} (over "
+            f"{LOST_LOSS_FACTOR:g} x its first value): the field flew away from the target"
+        )
+    if train_iou is not None and train_iou <= 0.0:
+        return "the fitted field shows none of the target (train IoU 0)"
+    return ""
+
+
 def describe(problem: Problem, loss: float, halt: int, kept: int) -> str:
     """The message of a divergence found at 1-based iteration ``halt``, whose
     parameters of iteration ``kept`` were kept (``loss``: that step's loss)."""

@@ -5,11 +5,15 @@ file is written atomically."""
 
 from __future__ import annotations
 
+import ast
 import csv
 import io
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
+from numpy.lib.npyio import NpzFile
 
 from warpsdf.camera import showcase_cameras
 from warpsdf.errors import InputFileError
@@ -29,13 +33,90 @@ ANIMATION_HEIGHT = 192
 ANIMATION_FPS = 10
 
 
-def read_checkpoint(path: str | Path) -> dict[str, np.ndarray]:
-    """Every array of a checkpoint.npz; one line naming the file if unreadable."""
+# What each key of a checkpoint.npz holds: the numpy dtype kinds it may have
+# and its number of dimensions (None: any).
+CHECKPOINT_KEYS: dict[str, tuple[str, int | None]] = {
+    "params": ("fiu", None),
+    "adam_m": ("fiu", None),
+    "adam_v": ("fiu", None),
+    "adam_t": ("iu", 0),
+    "iteration": ("iu", 0),
+    "rng_state": ("U", 0),
+    "log_columns": ("U", 1),  # (checked before log, which it describes)
+    "log": ("fiu", 2),
+    "frames": ("u", 4),
+}
+_KIND_WORDS = {"fiu": "numbers", "iu": "integers", "U": "text", "u": "unsigned integers"}
+# The keys a resume needs; log, log_columns and frames are optional.
+RESUME_KEYS = ("params", "adam_m", "adam_v", "adam_t", "iteration", "rng_state")
+RESUME_OPTIONAL = ("log", "log_columns", "frames")
+
+# What reading a damaged .npz (a zip of .npy files) can raise.
+_DAMAGED = (
+    OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError,
+)  # fmt: skip
+
+
+def read_checkpoint(
+    path: str | Path, required: tuple[str, ...] = ("params",), optional: tuple[str, ...] = ()
+) -> dict[str, np.ndarray]:
+    """The ``required`` arrays of a checkpoint.npz and those of ``optional``
+    that it holds, each checked against :data:`CHECKPOINT_KEYS` (and against
+    each other); one line naming the file, and the key, if any is missing,
+    unreadable or of the wrong kind."""
+    path = Path(path)
+    state: dict[str, np.ndarray] = {}
+    if not zipfile.is_zipfile(path):  # empty, truncated, or another format
+        raise InputFileError(f"{path}: unreadable checkpoint (not a complete .npz archive)")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except (OSError, ValueError, KeyError) as err:
-        raise InputFileError(f"{path}: unreadable checkpoint ({err})") from None
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, NpzFile):
+            raise ValueError("not an .npz archive")
+        with data:
+            for key in (*required, *optional):
+                if key in data.files:
+                    try:
+                        state[key] = data[key]
+                    except _DAMAGED as err:
+                        raise InputFileError(f"{path}: {key}: unreadable ({err})") from None
+                elif key in required:
+                    raise InputFileError(f"{path}: not a complete checkpoint (no {key!r} array)")
+    except _DAMAGED as err:
+        reason = str(err) or type(err).__name__
+        raise InputFileError(f"{path}: unreadable checkpoint ({reason})") from None
+    for key in (k for k in CHECKPOINT_KEYS if k in state):
+        if problem := _checkpoint_problem(key, state[key], state):
+            raise InputFileError(f"{path}: {key}: {problem}")
+    return state
+
+
+def _checkpoint_problem(key: str, array: np.ndarray, state: dict[str, np.ndarray]) -> str:
+    kinds, ndim = CHECKPOINT_KEYS.get(key, ("", None))
+    if kinds and array.dtype.kind not in kinds:
+        return f"holds {array.dtype} values, expected {_KIND_WORDS[kinds]}"
+    if ndim is not None and array.ndim != ndim:
+        return f"has shape {array.shape}, expected {ndim} dimension(s)"
+    if key in ("adam_m", "adam_v") and "params" in state and array.size != state["params"].size:
+        return f"has {array.size} values but params has {state['params'].size}"
+    if key in ("adam_t", "iteration") and int(array) < 0:
+        return f"is {int(array)}, expected a count >= 0"
+    if key == "rng_state":
+        try:
+            np.random.default_rng().bit_generator.state = ast.literal_eval(str(array))
+        except (ValueError, TypeError, KeyError, SyntaxError, MemoryError, RecursionError):
+            return "not a random-generator state"
+    if key == "log_columns" and sorted(map(str, array)) != sorted(LOG_COLUMNS):
+        return f"expected the columns {', '.join(LOG_COLUMNS)}"
+    if key == "log":
+        width = state["log_columns"].size if "log_columns" in state else len(LOG_COLUMNS)
+        if array.shape[1] != width:
+            return f"has {array.shape[1]} columns, expected {width}"
+        columns = [str(c) for c in state.get("log_columns", LOG_COLUMNS)]
+        if not np.isfinite(array[:, columns.index("iteration")]).all():
+            return "has an iteration that is not a finite number"
+    if key == "frames" and array.shape[-1] != 3:
+        return f"has shape {array.shape}, expected (count, height, width, 3)"
+    return ""
 
 
 class RunRecorder:
@@ -63,7 +144,7 @@ class RunRecorder:
         self.write_log()
 
     def load_checkpoint(self) -> None:
-        state = read_checkpoint(self.folder.checkpoint)
+        state = read_checkpoint(self.folder.checkpoint, RESUME_KEYS, RESUME_OPTIONAL)
         self.fitter.load_state(state, str(self.folder.checkpoint))
         columns = [str(c) for c in state.get("log_columns", np.array(LOG_COLUMNS))]
         self.rows = [

@@ -10,10 +10,11 @@ Every file is written atomically. A folder is never replaced without
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -25,11 +26,19 @@ from warpsdf.export import extract_mesh, write_mesh
 from warpsdf.fields.base import Field
 from warpsdf.fields.factory import field_from_params
 from warpsdf.fit.fitter import Fitter
-from warpsdf.fit.guard import DivergedError
+from warpsdf.fit.guard import DivergedError, lost_reason
 from warpsdf.fit.history import StepRecord
 from warpsdf.fit.outputs import RunRecorder, read_checkpoint
-from warpsdf.io.files import atomic_file
-from warpsdf.io.layout import RunFolder
+from warpsdf.io.files import (
+    atomic_file,
+    check_replaceable,
+    path_errors,
+    remove_stale_temp_files,
+    shown,
+    stale_temp_files,
+    write_marker,
+)
+from warpsdf.io.layout import MARKER, RunFolder, holds_only_marker
 from warpsdf.io.plots import loss_plot
 from warpsdf.metrics import fit_metrics
 from warpsdf.scene import Scene, load_scene
@@ -41,6 +50,9 @@ class RunStatus(StrEnum):
     FINISHED = "finished"
     INTERRUPTED = "interrupted"
     DIVERGED = "diverged"
+    # every number stayed finite but the field flew away from the target
+    # (fit.guard.lost_reason); treated like diverged (exit 1, sweeps)
+    LOST = "lost"
 
 
 @dataclass
@@ -58,7 +70,12 @@ class FitResult:
 def load_run(run_dir: str | Path, device=None) -> tuple[Scene, Field]:
     """The resolved scene and the fitted field of a run folder."""
     run = RunFolder(run_dir)
-    if not run.is_run():
+    try:
+        is_run = run.is_run()
+    except (OSError, ValueError) as err:  # a NUL byte, a name too long, a link loop
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else err
+        raise InputFileError(f"{run.path}: cannot read run folder ({reason})") from None
+    if not is_run:
         raise InputFileError(
             f"{run.path}: not a run folder (no {RunFolder.SCENE} and {RunFolder.CHECKPOINT})"
         )
@@ -71,32 +88,80 @@ def load_run(run_dir: str | Path, device=None) -> tuple[Scene, Field]:
 RESUME_FIXED = ("target", "cameras", "supervision", "model", "march", "seed")
 
 
-def prepare_run_folder(run_dir: Path, resume: bool, force: bool) -> None:
-    """Check (and with ``force`` clear) a run folder before a fit writes to it."""
+# Run folders this process created for a fit that has not written its first
+# checkpoint yet: a fit that fails before then removes the folder again
+# (prepare_run_folder runs twice for a CLI fit: once up front, once in fit()).
+# Each maps to the topmost folder its mkdir created (the run folder or a parent).
+_CREATED: dict[Path, Path] = {}
+
+
+def prepare_run_folder(
+    run_dir: Path, resume: bool, force: bool, keep: Iterable[str | Path] = ()
+) -> None:
+    """Check (and with ``force`` clear) a run folder before a fit writes to it,
+    and create it with its marker (:data:`warpsdf.io.layout.MARKER`). ``--force``
+    replaces only a folder warpsdf made, never the current or the home folder
+    or one holding a file of ``keep`` (the scene file; see
+    :func:`warpsdf.io.files.check_replaceable`)."""
     if resume and force:
         raise WarpsdfError("--resume and --force contradict each other: pick one")
-    if run_dir.exists() and not run_dir.is_dir():
-        raise OutputError(f"{run_dir}: exists and is not a folder")
+    run_dir = Path(run_dir)
     run = RunFolder(run_dir)
     if resume:
-        if not run.checkpoint.is_file():
-            raise InputFileError(f"{run_dir}: nothing to resume (no {RunFolder.CHECKPOINT})")
+        with path_errors(run_dir, "cannot read"):
+            if run_dir.exists() and not run_dir.is_dir():
+                raise OutputError(f"{shown(run_dir)}: exists and is not a folder")
+            if not run.checkpoint.is_file():
+                raise InputFileError(
+                    f"{shown(run_dir)}: nothing to resume (no {RunFolder.CHECKPOINT})"
+                )
         return
-    if run_dir.is_dir() and any(run_dir.iterdir()):
-        if not force:
+    with path_errors(run_dir):
+        empty = not run_dir.is_dir() or _holds_nothing(run_dir)
+        if not force and not empty:
             raise OutputError(
-                f"{run_dir}: run folder exists "
+                f"{shown(run_dir)}: run folder exists "
                 "(use --resume to continue it or --force to replace it)"
             )
-        if not run.scene.is_file():
-            raise OutputError(
-                f"{run_dir}: not a run folder, refusing to replace it even with --force"
-            )
-        shutil.rmtree(run_dir)
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise OutputError(f"{run_dir}: cannot create folder ({err.strerror})") from None
+    replace = check_replaceable(run_dir, force or empty, keep, what="run folder")
+    with path_errors(run_dir, "cannot create folder"):
+        if replace and not empty:
+            shutil.rmtree(run_dir)
+        if not run_dir.exists():
+            top = run_dir.absolute()
+            while not top.parent.exists() and top.parent != top:
+                top = top.parent
+            run_dir.mkdir(parents=True)
+            _CREATED[run_dir.resolve()] = top.resolve()
+        write_marker(run_dir)
+
+
+def _holds_nothing(run_dir: Path) -> bool:
+    """Whether a run folder holds nothing but its marker and the temporary files
+    of a process killed while writing (:func:`warpsdf.io.files.stale_temp_files`)."""
+    if holds_only_marker(run_dir):
+        return True
+    temps = set(stale_temp_files(run_dir))
+    return all(p.name == MARKER or p in temps for p in run_dir.iterdir())
+
+
+def _remove_if_unused(run_dir: Path) -> None:
+    """Remove a run folder this process created if it holds no checkpoint: only
+    its marker, scene.toml and temporary files (a fit that failed early)."""
+    real = run_dir.resolve()
+    top = _CREATED.pop(real, None)
+    if top is None:
+        return
+    ours = {MARKER, RunFolder.SCENE}
+    with contextlib.suppress(OSError):
+        temps = set(stale_temp_files(real))
+        if not all(p.name in ours or p in temps for p in real.iterdir()):
+            return
+        shutil.rmtree(real)
+        folder = real.parent  # and the parents its mkdir made, while empty
+        while folder != top.parent and (folder == top or top in folder.parents):
+            folder.rmdir()
+            folder = folder.parent
 
 
 # A chunk of steps runs for at most about this long once the step time is known
@@ -142,7 +207,28 @@ def fit(
     if iterations is not None:
         scene = scene.replace(optim=dataclasses.replace(scene.optim, iterations=iterations))
     folder = RunFolder(out_dir or scene.output.dir)
-    prepare_run_folder(folder.path, resume, force)
+    keep = [scene.source] if scene.source and Path(scene.source).is_file() else []
+    prepare_run_folder(folder.path, resume, force, keep)
+    remove_stale_temp_files(folder.path)  # of a process killed while writing
+    try:
+        return _fit(scene, folder, device, resume, on_step, should_stop, write_outputs)
+    except BaseException:
+        _remove_if_unused(folder.path)  # a fit that failed before its first checkpoint
+        raise
+    finally:
+        _CREATED.pop(folder.path.resolve(), None)
+
+
+def _fit(
+    scene: Scene,
+    folder: RunFolder,
+    device,
+    resume: bool,
+    on_step: Callable[[StepRecord], None] | None,
+    should_stop: Callable[[], bool] | None,
+    write_outputs: bool,
+) -> FitResult:
+    """:func:`fit` in its prepared run folder."""
     if resume:
         check_resumable(folder, scene)
     with wp.ScopedDevice(device):
@@ -156,6 +242,9 @@ def fit(
             tmp.write_text(scene.to_toml(), encoding="utf-8")
         start = time.perf_counter()
         status, reason = train(run, on_step, should_stop, write_outputs)
+        losses = [row["loss"] for row in run.rows]
+        if status is RunStatus.FINISHED and (why := lost_reason(losses)):
+            status, reason = RunStatus.LOST, why
         metrics: dict = {}
         if write_outputs:
             title = f"{scene.name}: loss terms and mask MSE"
@@ -165,6 +254,9 @@ def fit(
                 metrics = fit_metrics(
                     fitter.field, scene, fitter.cameras, fitter.views, fitter.target
                 )
+                why = lost_reason(losses, metrics.get("train_iou"))
+                if status is RunStatus.FINISHED and why:
+                    status, reason = RunStatus.LOST, why
                 last = run.rows[-1] if run.rows else {}
                 metrics.update(
                     status=status.value,

@@ -59,3 +59,20 @@ class DeviceSchedules:
         self.alpha = wp.array(alpha, dtype=float, device=self.device)
         self.length = n
         return True
+
+
+def resume_note(saved: Scene, scene: Scene, iteration: int) -> str:
+    """What a resume at ``iteration`` (0-based, the checkpoint's) changes in the
+    schedules, or ``""``: the learning rate and mask sharpness always follow the
+    resumed scene's ``optim.iterations``, so a new total stretches (or squeezes)
+    them from the resume point on."""
+    old, new = saved.optim.iterations, scene.optim.iterations
+    if old == new:
+        return ""
+    a0, a1 = mask_alpha(saved, iteration), mask_alpha(scene, iteration)
+    l0, l1 = learning_rate(saved, iteration), learning_rate(scene, iteration)
+    return (
+        f"the schedules now run to {new} iterations instead of {old}: at iteration "
+        f"{iteration} the mask sharpness goes {a0:.4g} -> {a1:.4g} and the learning rate "
+        f"{l0:.4g} -> {l1:.4g}"
+    )

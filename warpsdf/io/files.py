@@ -15,48 +15,185 @@ import contextlib
 import json
 import math
 import os
+import re
 import shutil
+import stat
 import tempfile
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from warpsdf.errors import InputFileError, OutputError, WarpsdfError
+from warpsdf.io.layout import MARKER, MARKER_TEXT, holds_only_marker, made_by_warpsdf
+from warpsdf.limits import MAX_NAME_CHARS, MAX_NESTING, MAX_TEXT_BYTES, NAME_MAX_BYTES
+
+
+def shown(path: str | Path) -> str:
+    """``path`` as one printable line for a message: control characters (a NUL,
+    a newline) are escaped, everything else is as given."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(path))
+
+
+def _size_text(n: int) -> str:
+    return f"{n >> 20} MiB" if n >= 1 << 20 and n % (1 << 20) == 0 else f"{n:,} bytes"
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def read_bytes(
+    path: str | Path,
+    what: str,
+    error: type[WarpsdfError] = InputFileError,
+    limit: int = MAX_TEXT_BYTES,
+) -> bytes:
+    """The bytes of the regular file ``path``, at most ``limit`` of them.
+
+    A FIFO, a device (``/dev/zero``), a socket or a folder is refused without
+    reading (opened non-blocking, so a FIFO never waits for a writer), and so is
+    a file larger than ``limit``: ``{path}: cannot read {what} (...)`` or
+    ``{path}: {what} not found`` as ``error``."""
+    path = Path(path)
+    name = shown(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise error(f"{name}: {what} not found") from None
+    except (OSError, ValueError) as err:
+        with contextlib.suppress(OSError, ValueError):  # a socket cannot be opened
+            if not stat.S_ISREG(mode := os.stat(path).st_mode):
+                kind = _file_kind(mode)
+                raise error(
+                    f"{name}: cannot read {what} (it is {kind}, expected a regular file)"
+                ) from None
+        raise error(f"{name}: cannot read {what} ({_reason(err)})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = _file_kind(info.st_mode)
+            raise error(f"{name}: cannot read {what} (it is {kind}, expected a regular file)")
+        too_big = f"{name}: cannot read {what} (larger than {_size_text(limit)}, the limit)"
+        if info.st_size > limit:
+            raise error(too_big)
+        chunks, size = [], 0
+        while size <= limit:  # the file may grow while it is read
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise error(too_big)
+        return b"".join(chunks)
+    except OSError as err:
+        raise error(f"{name}: cannot read {what} ({_reason(err)})") from None
+    finally:
+        os.close(fd)
 
 
 def read_text(path: str | Path, what: str, error: type[WarpsdfError] = InputFileError) -> str:
-    """The UTF-8 text of ``path``; ``{path}: {what} not found`` or
+    """The UTF-8 text of ``path`` (newlines as ``\\n``), read by :func:`read_bytes`:
+    a regular file of at most ``MAX_TEXT_BYTES``; ``{path}: {what} not found`` or
     ``{path}: cannot read {what} (...)`` as ``error`` otherwise."""
-    path = Path(path)
+    data = read_bytes(path, what, error)
     try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise error(f"{path}: {what} not found") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise error(f"{path}: cannot read {what} ({err})") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise error(f"{shown(path)}: cannot read {what} ({err})") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _nesting_problem(data: Any) -> bool:
+    """Whether ``data`` nests more than ``MAX_NESTING`` lists and tables (the
+    outermost one included) inside each other."""
+    containers = (dict, list)
+    level = [data] if isinstance(data, containers) else []
+    for _ in range(MAX_NESTING):  # level: the containers one level deeper each time
+        if not level:
+            return False
+        level = [
+            v
+            for item in level
+            for v in (item.values() if isinstance(item, dict) else item)
+            if isinstance(v, containers)
+        ]
+    return bool(level)
+
+
+def _too_deep(path: str | Path, fmt: str) -> str:
+    return f"{shown(path)}: {fmt} nested more than {MAX_NESTING} levels deep"
 
 
 def read_toml(
     path: str | Path, what: str, error: type[WarpsdfError] = InputFileError
 ) -> dict[str, Any]:
     """The parsed TOML of ``path`` (see :func:`read_text`); a syntax error is
-    ``{path}: TOML syntax error: ...``."""
+    ``{path}: TOML syntax error: ...``; nesting deeper than ``MAX_NESTING`` is refused."""
     text = read_text(path, what, error)
     try:
-        return tomllib.loads(text)
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise error(f"{path}: TOML syntax error: {err}") from None
+        raise error(f"{shown(path)}: TOML syntax error: {err}") from None
+    except ValueError as err:  # an integer of more than 4300 digits
+        raise error(f"{shown(path)}: TOML syntax error: {err}") from None
+    except RecursionError:
+        raise error(_too_deep(path, "TOML")) from None
+    if _nesting_problem(data):
+        raise error(_too_deep(path, "TOML"))
+    return data
 
 
 def read_json(path: str | Path, what: str, error: type[WarpsdfError] = InputFileError) -> Any:
     """The parsed JSON of ``path`` (see :func:`read_text`); a syntax error is
-    ``{path}: invalid JSON (...)``."""
+    ``{path}: invalid JSON (...)``; nesting deeper than ``MAX_NESTING`` is refused."""
     text = read_text(path, what, error)
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise error(f"{path}: invalid JSON ({err})") from None
+        data = json.loads(text)
+    except ValueError as err:  # JSONDecodeError, or an integer of more than 4300 digits
+        raise error(f"{shown(path)}: invalid JSON ({err})") from None
+    except RecursionError:
+        raise error(_too_deep(path, "JSON")) from None
+    if _nesting_problem(data):
+        raise error(_too_deep(path, "JSON"))
+    return data
+
+
+def name_problem(name: str) -> str | None:
+    """The rule on a name that becomes a file or folder name (a scene's or a
+    sweep's ``name``: ``runs/NAME``): one plain file name (no ``/`` or ``\\``,
+    not ``.`` or ``..``, no control characters), not empty, at most
+    ``MAX_NAME_CHARS`` characters. The problem in words, with the name, else None."""
+    if not isinstance(name, str):
+        return f"expected a name (a string), got {type(name).__name__}"
+    got = repr(name) if len(name) <= 40 else f"{name[:40]!r}... ({len(name)} characters)"
+    if not name.strip():
+        problem = "expected a non-empty name"
+    elif len(name) > MAX_NAME_CHARS or len(name.encode("utf-8", "replace")) > NAME_MAX_BYTES:
+        problem = f"expected a name of at most {MAX_NAME_CHARS} characters"
+    elif "/" in name or "\\" in name or name.strip() in (".", ".."):
+        problem = "expected a plain file name (no / or \\, not . or ..)"
+    elif not name.isprintable():
+        problem = "expected a name without control characters"
+    else:
+        return None
+    return f"{problem}, got {got}"
+
+
+def _reason(err: BaseException) -> str:
+    """The words of an OS or path error, without the path it repeats."""
+    if isinstance(err, OSError) and err.strerror:
+        return err.strerror
+    return str(err) or type(err).__name__
 
 
 def _umask() -> int:
@@ -65,23 +202,38 @@ def _umask() -> int:
     return mask
 
 
+@contextlib.contextmanager
+def path_errors(path: Path, doing: str = "cannot write") -> Iterator[None]:
+    """Turn an OS error or a bad path (a NUL byte, a name longer than the file
+    system takes, a symbolic-link loop) into one :class:`OutputError` line
+    naming ``path``."""
+    try:
+        yield
+    except WarpsdfError:
+        raise
+    except (OSError, ValueError) as err:
+        raise OutputError(f"{shown(path)}: {doing} ({_reason(err)})") from None
+
+
 def _make_parent(path: Path) -> None:
     """Create ``path``'s parent folder chain; one-line error if impossible."""
     parent = path.parent
-    if parent.exists() and not parent.is_dir():
-        raise OutputError(f"{path}: cannot write here, {parent} is a file, not a folder")
-    try:
+    with path_errors(path):
+        if parent.exists() and not parent.is_dir():
+            raise OutputError(
+                f"{shown(path)}: cannot write here, {shown(parent)} is a file, not a folder"
+            )
+    with path_errors(path, f"cannot create folder {shown(parent)}"):
         parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise OutputError(f"{path}: cannot create folder {parent} ({err.strerror})") from None
 
 
 def ensure_parent(path: str | Path) -> Path:
     """Create the parent folder of an output file; one-line error if impossible."""
     path = Path(path)
     _make_parent(path)
-    if path.is_dir():
-        raise OutputError(f"{path}: is a folder, expected a file name")
+    with path_errors(path):
+        if path.is_dir():
+            raise OutputError(f"{shown(path)}: is a folder, expected a file name")
     return path
 
 
@@ -107,50 +259,131 @@ def write_json(path: str | Path, data: Any) -> None:
         tmp.write_text(json_text(data), encoding="utf-8")
 
 
+# Temporary files: atomic_file writes ``.NAME.RANDOM.tmp.SUFFIX`` beside NAME.
+TEMP_TAG = ".tmp"
+_TEMP_NAME = re.compile(
+    r"\.(?P<name>.+)\.[A-Za-z0-9_]+" + re.escape(TEMP_TAG) + r"(?P<suffix>\.[^.]*)?"
+)
+
+
+def stale_temp_files(folder: str | Path) -> list[Path]:
+    """The temporary files :func:`atomic_file` left in ``folder`` when a
+    process was killed part way through a write (sorted)."""
+    found = []
+    for p in Path(folder).iterdir():
+        m = _TEMP_NAME.fullmatch(p.name)
+        if m and (m["suffix"] or "") == Path(m["name"]).suffix and p.is_file():
+            found.append(p)
+    return sorted(found)
+
+
+def remove_stale_temp_files(folder: str | Path) -> None:
+    """Delete :func:`stale_temp_files` (call it only where no other process writes)."""
+    with path_errors(Path(folder), "cannot clean temporary files"):
+        for p in stale_temp_files(folder):
+            p.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success."""
     path = ensure_parent(path)
-    try:
+    with path_errors(path):
         fd, tmp = tempfile.mkstemp(
-            prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent
+            prefix=f".{path.name}.", suffix=TEMP_TAG + path.suffix, dir=path.parent
         )
         os.close(fd)
-    except OSError as err:
-        raise OutputError(f"{path}: cannot write ({err.strerror})") from None
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes files private
         os.replace(tmp_path, path)
     except OSError as err:
-        raise OutputError(f"{path}: cannot write ({err.strerror})") from None
+        raise OutputError(f"{shown(path)}: cannot write ({_reason(err)})") from None
     finally:
         tmp_path.unlink(missing_ok=True)
 
 
-@contextlib.contextmanager
-def staged_dir(path: str | Path, force: bool = False) -> Iterator[Path]:
-    """Build an output folder in a temporary sibling and move it into place on
-    success. An existing non-empty folder is only replaced with ``force``."""
+def _protected(path: Path, keep: Iterable[str | Path] = ()) -> str | None:
+    """Why the folder ``path`` must never be replaced, or None: it is (or holds)
+    the current folder, the home folder or an input file in ``keep``."""
+    real = path.resolve()
+    places = [("the current folder", Path.cwd())]
+    with contextlib.suppress(KeyError, RuntimeError, OSError):
+        places.append(("the home folder", Path.home()))
+    places += [(shown(k), Path(k)) for k in keep if str(k)]
+    for what, place in places:
+        place = place.resolve()
+        if real == place or real in place.parents:
+            return f"it holds {what}" if real != place else f"it is {what}"
+    return None
+
+
+def check_replaceable(
+    path: str | Path, force: bool, keep: Iterable[str | Path] = (), what: str = "folder"
+) -> bool:
+    """Check, before any work, that the output folder ``path`` may be written:
+    it is not a file or a symbolic link, and if it holds anything but
+    :data:`MARKER` it is replaced only with ``force``, only if warpsdf made it
+    (:func:`made_by_warpsdf`) and never if it is or holds the current folder,
+    the home folder or a file of ``keep`` (the command's inputs). Returns
+    whether the folder exists and holds something to replace."""
     path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise OutputError(f"{path}: exists and is not a folder")
-    if path.is_dir() and any(path.iterdir()) and not force:
-        raise OutputError(f"{path}: folder exists and is not empty (use --force to replace it)")
+    name = shown(path)
+    with path_errors(path):
+        if path.is_symlink():
+            raise OutputError(f"{name}: is a symbolic link; give the {what} itself")
+        if not path.exists():
+            return False
+        if not path.is_dir():
+            raise OutputError(f"{name}: exists and is not a folder")
+        if holds_only_marker(path):
+            return False
+        if not force:
+            raise OutputError(f"{name}: {what} exists and is not empty (use --force to replace it)")
+        if reason := _protected(path, keep):
+            raise OutputError(f"{name}: refusing to replace it even with --force ({reason})")
+        if not made_by_warpsdf(path):
+            raise OutputError(
+                f"{name}: not a {what} warpsdf made (no {MARKER}), "
+                "refusing to replace it even with --force"
+            )
+    return True
+
+
+def write_marker(folder: str | Path) -> None:
+    """Write :data:`MARKER` into a folder warpsdf made (see :func:`check_replaceable`)."""
+    folder = Path(folder)
+    with path_errors(folder / MARKER):
+        (folder / MARKER).write_text(MARKER_TEXT, encoding="utf-8")
+
+
+@contextlib.contextmanager
+def staged_dir(
+    path: str | Path, force: bool = False, keep: Iterable[str | Path] = ()
+) -> Iterator[Path]:
+    """Build an output folder in a temporary sibling and move it into place on
+    success. The folder holds :data:`MARKER`. An existing non-empty folder is
+    only replaced with ``force``, and only one warpsdf made, never the current
+    folder, the home folder or one holding a file of ``keep`` (see
+    :func:`check_replaceable`)."""
+    path = Path(path)
+    check_replaceable(path, force, keep)
+    with path_errors(path):  # even an empty current folder cannot be renamed onto
+        if path.exists() and (reason := _protected(path, keep)):
+            raise OutputError(f"{shown(path)}: refusing to replace it ({reason})")
     _make_parent(path)  # the folder itself appears only on success
+    with path_errors(path):
+        stage = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=TEMP_TAG, dir=path.parent))
     try:
-        stage = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    except OSError as err:
-        raise OutputError(f"{path}: cannot write ({err.strerror})") from None
-    try:
+        write_marker(stage)
         yield stage
         os.chmod(stage, 0o777 & ~_umask())  # mkdtemp makes folders private
         if path.exists():
             shutil.rmtree(path)
         os.replace(stage, path)
     except OSError as err:
-        raise OutputError(f"{path}: cannot write ({err.strerror})") from None
+        raise OutputError(f"{shown(path)}: cannot write ({_reason(err)})") from None
     finally:
         if stage.exists():
             shutil.rmtree(stage, ignore_errors=True)

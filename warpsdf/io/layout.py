@@ -12,6 +12,9 @@ them, all through these objects.
       optimization.gif pred|target|err                    with point.json (its record)
       final_NAME.png   showcase renders
       mesh.ply         marching cubes
+      made_by_warpsdf.txt                in every folder warpsdf makes (run, sweep,
+                                         image and render folders): --force only
+                                         ever replaces a folder holding it
 """
 
 from __future__ import annotations
@@ -19,6 +22,35 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
+
+# The marker file warpsdf writes into every folder it makes. ``--force`` replaces
+# only folders that hold it (or run folders from before it existed: see
+# :func:`made_by_warpsdf`). Not a dot file, so that a user sees it, and every
+# dot file in an output folder is a leftover temporary file.
+MARKER = "made_by_warpsdf.txt"
+MARKER_TEXT = (
+    "This folder was written by warpsdf. A warpsdf command given --force may\n"
+    "replace it (with everything in it); without this file it never does.\n"
+)
+
+
+def made_by_warpsdf(path: str | Path) -> bool:
+    """Whether warpsdf made the folder ``path``: it holds :data:`MARKER`, or it
+    is a run folder (a scene and a checkpoint), a sweep's point folder (a point
+    record under ``points/``) or a sweep folder (a summary) from before the marker."""
+    path = Path(path)
+    run = RunFolder(path)
+    return (
+        (path / MARKER).is_file()
+        or run.is_run()
+        or (path.parent.name == SweepFolder.POINTS and run.point_record.is_file())
+        or SweepFolder(path).summary_json.is_file()
+    )
+
+
+def holds_only_marker(path: str | Path) -> bool:
+    """Whether the folder ``path`` is empty but for :data:`MARKER`."""
+    return all(p.name == MARKER for p in Path(path).iterdir())
 
 
 class _File:

@@ -24,6 +24,9 @@ from warpsdf.scene.checks import (
     resolution_problem,
     satisfies,
     shape_problems,
+    size_problems,
+    upper_limit,
+    view_size_problems,
 )
 from warpsdf.scene.keys import (
     SHAPES,
@@ -116,8 +119,11 @@ __all__ = [
     "scene_from_dict",
     "section_fields",
     "shape_problems",
+    "size_problems",
     "suggest",
     "to_plain",
     "toml_value",
     "top_level_fields",
+    "upper_limit",
+    "view_size_problems",
 ]

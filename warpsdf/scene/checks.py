@@ -17,15 +17,22 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from warpsdf.limits import (
-    MAX_FREQUENCIES,
-    MAX_LAYERS,
+    BYTES_PER_EIKONAL_SAMPLE,
+    BYTES_PER_RAY,
+    BYTES_PER_STAGED_EIKONAL_SAMPLE,
+    BYTES_PER_STAGED_RAY,
+    BYTES_PER_STAGED_VIEW,
     MAX_RAYS,
+    MAX_RENDER_PIXELS,
     MAX_RESOLUTION,
     MAX_TILED_WIDTH,
-    MAX_WIDTH,
+    MAX_VIEWS,
+    MEMORY_BUDGET,
+    MIN_CHUNK_SLOTS,
 )
 from warpsdf.scene.keys import key_doc, key_field, suggest
 from warpsdf.scene.schema import (
+    SECTIONS,
     SHAPE_PARAMS,
     CameraLayout,
     MLPKernels,
@@ -38,28 +45,59 @@ from warpsdf.scene.schema import (
     TargetKind,
 )
 
-# A check is "> 0", ">= 0" or an interval such as "(0, 180)" or "[-90, 90]".
+# A check is one clause or several joined by " and ": a bound such as "> 0" or
+# "<= 65536", or an interval such as "(0, 180)" or "[-90, 90]". Sizes carry an
+# upper bound from warpsdf.limits: "> 0 and <= 65536".
 _INTERVAL = re.compile(r"([\[(])\s*(-?[\d.]+)\s*,\s*(-?[\d.]+)\s*([\])])")
+_BOUND = re.compile(r"(>=|<=|>|<)\s*(-?[\d.]+)")
+_JOIN = " and "
 
 
-def satisfies(value: float, check: str) -> bool:
-    """Whether ``value`` meets a schema check such as ``"> 0"`` or ``"(0, 180)"``."""
-    if check == "> 0":
-        return value > 0
-    if check == ">= 0":
-        return value >= 0
-    m = _INTERVAL.fullmatch(check)
+def _satisfies_clause(value: float, clause: str) -> bool:
+    m = _BOUND.fullmatch(clause)
+    if m:
+        op, limit = m.group(1), float(m.group(2))
+        return {
+            ">": value > limit, ">=": value >= limit, "<": value < limit, "<=": value <= limit
+        }[op]  # fmt: skip
+    m = _INTERVAL.fullmatch(clause)
     if m:
         lo, hi = float(m.group(2)), float(m.group(3))
         ok_lo = value >= lo if m.group(1) == "[" else value > lo
         ok_hi = value <= hi if m.group(4) == "]" else value < hi
         return ok_lo and ok_hi
-    raise ValueError(f"unknown check {check!r}")  # pragma: no cover
+    raise ValueError(f"unknown check {clause!r}")  # pragma: no cover
+
+
+def satisfies(value: float, check: str) -> bool:
+    """Whether ``value`` meets a schema check such as ``"> 0"``, ``"(0, 180)"`` or
+    ``"> 0 and <= 65536"``."""
+    return all(_satisfies_clause(value, c.strip()) for c in check.split(_JOIN))
+
+
+def upper_limit(check: str | None) -> float | None:
+    """The largest value a check allows (its ``<=`` bound or an interval's top),
+    None when it has no upper bound."""
+    if check is None:
+        return None
+    tops = []
+    for clause in check.split(_JOIN):
+        clause = clause.strip()
+        if (m := _BOUND.fullmatch(clause)) and m.group(1).startswith("<"):
+            tops.append(float(m.group(2)))
+        elif m := _INTERVAL.fullmatch(clause):
+            tops.append(float(m.group(3)))
+    return min(tops) if tops else None
+
+
+def _clause_text(clause: str) -> str:
+    return clause if clause[0] in "<>" else f"in {clause}"
 
 
 def check_text(check: str) -> str:
-    """A check as words after "expected a value": ``"> 0"`` or ``"in (0, 180)"``."""
-    return check if check[0] in "<>" else f"in {check}"
+    """A check as words after "expected a value": ``"> 0"``, ``"in (0, 180)"``,
+    ``"> 0 and <= 65536"``."""
+    return _JOIN.join(_clause_text(c.strip()) for c in check.split(_JOIN))
 
 
 def check_problem(check: str | None, value: float) -> str | None:
@@ -104,14 +142,105 @@ def key_help(key: str) -> str:
 
 def resolution_problem(resolution: Sequence[int]) -> str | None:
     """The rule on an image size (width, height): each side allowed by
-    ``cameras.resolution``'s check and at most ``MAX_RESOLUTION`` pixels. Returns
+    ``cameras.resolution``'s check (at most ``MAX_RESOLUTION`` pixels). Returns
     the problem in words (without the value), else None."""
     for side in resolution:
         if problem := key_problem("cameras.resolution", side):
             return problem
-    if max(resolution) > MAX_RESOLUTION:
-        return f"expected at most {MAX_RESOLUTION} pixels a side"
     return None
+
+
+def _gib(size: float) -> str:
+    return f"{size / (1 << 30):.3g} GiB"
+
+
+def view_size_problems(scene: Scene, sizes: Sequence[tuple[int, int]]) -> list[tuple[str, str]]:
+    """The limits on products of sizes, given the (width, height) of every
+    training view: rays over all views, the final renders (``output.final_scale``
+    times the first view), the held-out views, and the memory a fit plans
+    (per-ray buffers, eikonal samples and a chunk's staged random inputs) against
+    ``MEMORY_BUDGET``. Returns (key, problem) pairs; the caller names the file."""
+    if not sizes:
+        return []
+    problems: list[tuple[str, str]] = []
+    if len(sizes) > MAX_VIEWS:
+        problems.append(("cameras.count", f"{len(sizes)} views; expected at most {MAX_VIEWS}"))
+        return problems
+    rays = sum(w * h for w, h in sizes)
+    if rays > MAX_RAYS:
+        w, h = sizes[0]
+        what = (
+            f"{len(sizes)} views of {w}x{h}"
+            if all(size == (w, h) for size in sizes)
+            else f"{len(sizes)} views"
+        )
+        problems.append(
+            ("cameras.count", f"{what} are {rays:,} rays; expected at most {MAX_RAYS:,}")
+        )
+        return problems  # the rest would only repeat it
+    out, w, h = scene.output, *sizes[0]
+    fw, fh = w * out.final_scale, h * out.final_scale
+    if max(fw, fh) > MAX_RESOLUTION or fw * fh > MAX_RENDER_PIXELS:
+        problems.append(
+            (
+                "output.final_scale",
+                f"final renders of {w}x{h} x {out.final_scale} are {fw}x{fh} pixels; expected "
+                f"at most {MAX_RESOLUTION} a side and {MAX_RENDER_PIXELS:,} in all",
+            )
+        )
+    if scene.target.kind is not TargetKind.IMAGES and out.heldout_views * w * h > MAX_RAYS:
+        problems.append(
+            (
+                "output.heldout_views",
+                f"{out.heldout_views} held-out views of {w}x{h} are "
+                f"{out.heldout_views * w * h:,} rays; expected at most {MAX_RAYS:,}",
+            )
+        )
+    o = scene.optim
+    batch = rays if o.batch_rays <= 0 or o.batch_rays >= rays else o.batch_rays
+    samples = o.eikonal_samples if o.eikonal_weight > 0.0 else 0
+    chunk = min(out.log_every, out.snapshot_every, out.checkpoint_every, o.iterations)
+    slots = max(MIN_CHUNK_SLOTS, 2 * chunk)  # the chunk arrays grow by doubling
+    per_slot = samples * BYTES_PER_STAGED_EIKONAL_SAMPLE
+    per_slot += batch * BYTES_PER_STAGED_RAY if batch < rays else 0
+    per_slot += len(sizes) * BYTES_PER_STAGED_VIEW if scene.cameras.jitter > 0.0 else 0
+    step = rays * BYTES_PER_RAY + samples * BYTES_PER_EIKONAL_SAMPLE
+    if step + slots * per_slot > MEMORY_BUDGET:
+        key = "optim.eikonal_samples" if slots * per_slot <= step else "output.log_every"
+        problems.append(
+            (
+                key,
+                f"the fit would plan {_gib(step + slots * per_slot)} for its rays, eikonal "
+                f"samples and chunks of up to {chunk} steps (the smallest of output.log_every, "
+                f"snapshot_every, checkpoint_every), expected at most {_gib(MEMORY_BUDGET)}: "
+                "lower optim.eikonal_samples or the output intervals",
+            )
+        )
+    return problems
+
+
+def size_problems(scene: Scene, sizes: Sequence[tuple[int, int]]) -> list[str]:
+    """Every size key's rule (its schema check, with its upper limit) applied to
+    the scene's values again, for a scene changed since it loaded (``fit
+    --iterations``), and :func:`view_size_problems` for the training views'
+    (width, height); problem lines that name the scene file."""
+    file = scene.source or scene.name or "<scene>"
+    problems = []
+    for section in SECTIONS:
+        config = getattr(scene, section)
+        for f in dataclasses.fields(config):
+            check = f.metadata.get("check")
+            value = getattr(config, f.name)
+            values = value if isinstance(value, tuple) else (value,)
+            for v in values:
+                sized = check and isinstance(v, int) and not isinstance(v, bool)
+                if sized and (problem := check_problem(check, v)):
+                    problems.append(f"{file}: {section}.{f.name}: {problem}, got {v}")
+    if not problems:
+        problems += [
+            f"{file}: {key}: {problem}" for key, problem in view_size_problems(scene, sizes)
+        ]
+    return problems
 
 
 class _Problems(list):
@@ -128,6 +257,10 @@ class _Problems(list):
 def cross_checks(scene: Scene, file: str) -> list[str]:
     """Constraints that involve more than one key, as problem lines naming ``file``."""
     problems = _Problems(file)
+    from warpsdf.io.files import name_problem  # the name becomes a folder: runs/NAME
+
+    if problem := name_problem(scene.name):
+        problems.fail("name", problem)
     _target_problems(scene, problems)
     _camera_problems(scene, problems)
     _supervision_problems(scene, problems)
@@ -171,15 +304,13 @@ def _camera_problems(scene: Scene, problems: _Problems) -> None:
                 fail("cameras.file", f"cameras.json not found: {c.file}")
         if c.layout is CameraLayout.SINGLE and c.count != 1:
             fail("cameras.count", f"layout = single has exactly 1 camera, got count = {c.count}")
-    width, height = c.resolution
     if problem := resolution_problem(c.resolution):
         fail("cameras.resolution", f"{problem}, got {list(c.resolution)}")
-    elif c.count * width * height > MAX_RAYS:
-        fail(
-            "cameras.count",
-            f"{c.count} views of {width}x{height} are {c.count * width * height:,} rays; "
-            f"expected at most {MAX_RAYS:,}",
-        )
+    elif kind is not TargetKind.IMAGES and c.layout is not CameraLayout.FILE:
+        # the views' sizes are known here; a cameras.json's are checked when it is
+        # read (warpsdf.targets.check_target, the Fitter)
+        for key, problem in view_size_problems(scene, [tuple(c.resolution)] * c.count):
+            fail(key, problem)
     bound = scene.march.bound_radius
     if kind is not TargetKind.IMAGES and c.layout is not CameraLayout.FILE:
         if c.eye is not None:
@@ -239,20 +370,12 @@ def _model_problems(scene: Scene, problems: _Problems) -> None:
             "model.init_radius",
             f"expected a value < march.bound_radius ({bound:g}), got {m.init_radius:g}",
         )
-    if m.kind is ModelKind.MLP:
-        for key, value, top in (
-            ("hidden", m.hidden, MAX_WIDTH),
-            ("layers", m.layers, MAX_LAYERS),
-            ("fourier_frequencies", m.fourier_frequencies, MAX_FREQUENCIES),
-        ):
-            if value > top:
-                fail(f"model.{key}", f"expected a value <= {top}, got {value}")
-        if m.kernels is MLPKernels.TILED and m.hidden > MAX_TILED_WIDTH:
-            fail(
-                "model.kernels",
-                f"tiled kernels take hidden <= {MAX_TILED_WIDTH}, got hidden = {m.hidden} "
-                "(use auto or scalar)",
-            )
+    if m.kind is ModelKind.MLP and m.kernels is MLPKernels.TILED and m.hidden > MAX_TILED_WIDTH:
+        fail(
+            "model.kernels",
+            f"tiled kernels take hidden <= {MAX_TILED_WIDTH}, got hidden = {m.hidden} "
+            "(use auto or scalar)",
+        )
 
 
 def shape_problems(shape: ShapeSpec, where: str) -> list[str]:

@@ -220,8 +220,17 @@ class _Builder:
             if not isinstance(value, str):
                 self.fail(where, f"expected a string, got {_describe(value)}")
                 return _BAD
+            try:
+                value.encode("utf-8")  # a lone surrogate (from a command line) is not text
+            except UnicodeEncodeError:
+                self.fail(where, f"expected text, got {ascii(value)[:80]} (not valid Unicode)")
+                return _BAD
             if meta.get("path"):
-                return str((self.base_dir / value).resolve()) if value else value
+                try:
+                    return str((self.base_dir / value).resolve()) if value else value
+                except (OSError, ValueError, RuntimeError) as err:  # a NUL byte, a link loop
+                    self.fail(where, f"not a usable path {ascii(value)[:80]} ({err})")
+                    return _BAD
             return value
         raise TypeError(f"unsupported schema type {tp}")  # pragma: no cover
 
@@ -229,7 +238,8 @@ class _Builder:
         problem = check_problem(meta.get("check") if meta else None, value)
         if problem is None:
             return value
-        self.fail(where, f"{problem}, got {value:g}")
+        shown = value if isinstance(value, int) else f"{value:g}"
+        self.fail(where, f"{problem}, got {shown}")
         return _BAD
 
 

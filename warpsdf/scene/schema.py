@@ -17,11 +17,21 @@ from enum import StrEnum
 from typing import Any
 
 from warpsdf.limits import (
+    MAX_EIKONAL_SAMPLES,
+    MAX_FINAL_SCALE,
     MAX_FREQUENCIES,
+    MAX_ITERATIONS,
     MAX_LAYERS,
+    MAX_MARCH_STEPS,
+    MAX_MESH_RESOLUTION,
+    MAX_RAYS,
+    MAX_RENDER_PIXELS,
     MAX_RESOLUTION,
+    MAX_SPHERES,
     MAX_TILED_WIDTH,
+    MAX_VIEWS,
     MAX_WIDTH,
+    MIN_MESH_RESOLUTION,
 )
 from warpsdf.scene.toml import dumps_toml, to_plain
 
@@ -123,6 +133,11 @@ def _required(doc: str, check: str | None = None) -> Any:
     return field(metadata={"doc": doc, "check": check, "path": False, "required": True})
 
 
+def _upto(limit: int, low: str = "> 0") -> str:
+    """The check of a size: ``"> 0 and <= 65536"`` (its limit from :mod:`warpsdf.limits`)."""
+    return f"{low} and <= {limit}"
+
+
 def _choices(enum: type[StrEnum], sep: str = " | ") -> str:
     """An enum's values as doc text: ``"single | orbit | fibonacci | file"``."""
     return sep.join(e.value for e in enum)
@@ -194,12 +209,10 @@ class CamerasConfig:
     file: str | None = _opt(
         None, "layout = file: a cameras.json (relative to the scene file)", path=True
     )
-    count: int = _opt(1, "number of views (orbit, fibonacci)", "> 0")
+    count: int = _opt(1, "number of views (orbit, fibonacci)", _upto(MAX_VIEWS))
     distance: float = _opt(2.5, "world units; eye distance from look_at", "> 0")
     fov_deg: float = _opt(40.0, "degrees; vertical field of view", "(0, 180)")
-    resolution: tuple[int, int] = _opt(
-        (128, 128), f"pixels; [width, height], at most {MAX_RESOLUTION} a side", "> 0"
-    )
+    resolution: tuple[int, int] = _opt((128, 128), "pixels; [width, height]", _upto(MAX_RESOLUTION))
     jitter: float = _opt(0.0, "world units; camera shake per fitting iteration", ">= 0")
     azimuth_deg: float = _opt(0.0, "degrees; single: eye azimuth, orbit: first azimuth")
     elevation_deg: float = _opt(0.0, "degrees; eye elevation (single, orbit)", "[-90, 90]")
@@ -232,16 +245,16 @@ class ModelConfig:
     """The field that is fitted."""
 
     kind: ModelKind = _opt(ModelKind.MLP, _choices(ModelKind))
-    hidden: int = _opt(64, f"mlp: hidden layer width, at most {MAX_WIDTH}", "> 0")
-    layers: int = _opt(3, f"mlp: number of hidden layers, at most {MAX_LAYERS}", "> 0")
+    hidden: int = _opt(64, "mlp: hidden layer width", _upto(MAX_WIDTH))
+    layers: int = _opt(3, "mlp: number of hidden layers", _upto(MAX_LAYERS))
     fourier_frequencies: int = _opt(
-        6, f"mlp: Fourier feature frequencies L, at most {MAX_FREQUENCIES}", ">= 0"
+        6, "mlp: Fourier feature frequencies L", _upto(MAX_FREQUENCIES, ">= 0")
     )
     init: ModelInit | None = _opt(
         None, "mlp: sphere; spheres: random | grid (default: sphere for mlp, grid for spheres)"
     )
     init_radius: float = _opt(0.5, "world units; initial sphere radius", "> 0")
-    count: int = _opt(2, "spheres: number of spheres", "> 0")
+    count: int = _opt(2, "spheres: number of spheres", _upto(MAX_SPHERES))
     smooth_k: float = _opt(0.05, "world units; spheres: smooth-min blend radius", ">= 0")
     kernels: MLPKernels = _opt(
         MLPKernels.AUTO,
@@ -255,7 +268,7 @@ class MarchConfig:
 
     bound_radius: float = _opt(1.0, "world units; everything lives in this sphere", "> 0")
     clip_back: bool = _opt(True, "a ray leaving through the back wall is a miss (false: march on)")
-    max_steps: int = _opt(64, "sphere-tracing steps per ray", "> 0")
+    max_steps: int = _opt(64, "sphere-tracing steps per ray", _upto(MAX_MARCH_STEPS))
     hit_epsilon: float = _opt(1e-3, "world units; SDF value that counts as a hit", "> 0")
 
 
@@ -263,7 +276,7 @@ class MarchConfig:
 class OptimConfig:
     """The optimiser."""
 
-    iterations: int = _opt(2000, "optimisation steps", "> 0")
+    iterations: int = _opt(2000, "optimisation steps", _upto(MAX_ITERATIONS))
     lr: float = _opt(1e-3, "Adam learning rate", "> 0")
     eikonal_weight: float = _opt(0.1, "weight of the eikonal term |grad f| = 1", ">= 0")
     mask_alpha: tuple[float, float] = _opt(
@@ -271,13 +284,17 @@ class OptimConfig:
     )
     schedule: Schedule = _opt(Schedule.CONSTANT, f"learning-rate schedule: {_choices(Schedule)}")
     lr_final_ratio: float = _opt(0.05, "cosine: final lr as a fraction of lr", "[0, 1]")
-    step_every: int = _opt(500, "step: iterations between lr drops", "> 0")
+    step_every: int = _opt(500, "step: iterations between lr drops", _upto(MAX_ITERATIONS))
     step_gamma: float = _opt(0.5, "step: lr factor at each drop", "(0, 1]")
     batch_rays: int = _opt(
-        0, "rays per iteration, drawn at random; 0 = every pixel of every view", ">= 0"
+        0,
+        "rays per iteration, drawn at random; 0 = every pixel of every view",
+        _upto(MAX_RAYS, ">= 0"),
     )
     eikonal_samples: int = _opt(
-        1024, "random points in the bound per iteration for the eikonal term", ">= 0"
+        1024,
+        "random points in the bound per iteration for the eikonal term",
+        _upto(MAX_EIKONAL_SAMPLES, ">= 0"),
     )
 
 
@@ -286,12 +303,23 @@ class OutputConfig:
     """Where a fit writes its run folder."""
 
     dir: str = _opt("", "run folder, relative to the working directory (default runs/NAME)")
-    snapshot_every: int = _opt(20, "iterations between frames of the optimisation GIF", "> 0")
-    checkpoint_every: int = _opt(100, "iterations between checkpoints", "> 0")
-    log_every: int = _opt(10, "iterations between progress updates", "> 0")
-    final_scale: int = _opt(4, "final renders at this multiple of the training resolution", "> 0")
-    heldout_views: int = _opt(8, "unseen views for the held-out IoU", ">= 0")
-    mesh_resolution: int = _opt(128, "marching-cubes grid size for mesh.ply", "[8, 1024]")
+    snapshot_every: int = _opt(
+        20, "iterations between frames of the optimisation GIF", _upto(MAX_ITERATIONS)
+    )
+    checkpoint_every: int = _opt(100, "iterations between checkpoints", _upto(MAX_ITERATIONS))
+    log_every: int = _opt(10, "iterations between progress updates", _upto(MAX_ITERATIONS))
+    final_scale: int = _opt(
+        4,
+        "final renders at this multiple of the training resolution "
+        f"(at most {MAX_RESOLUTION} pixels a side, {MAX_RENDER_PIXELS} in all)",
+        _upto(MAX_FINAL_SCALE),
+    )
+    heldout_views: int = _opt(8, "unseen views for the held-out IoU", _upto(MAX_VIEWS, ">= 0"))
+    mesh_resolution: int = _opt(
+        128,
+        "marching-cubes grid size for mesh.ply",
+        f"[{MIN_MESH_RESOLUTION}, {MAX_MESH_RESOLUTION}]",
+    )
 
 
 @dataclass(frozen=True)

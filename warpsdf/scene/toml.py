@@ -9,7 +9,7 @@ the schema, so the schema can use it.
 from __future__ import annotations
 
 import dataclasses
-import json
+import re
 from enum import Enum
 from typing import Any
 
@@ -36,6 +36,37 @@ def to_plain(obj: Any) -> Any:
     return obj
 
 
+# TOML's short escapes; every other control character (U+0000-U+001F and
+# U+007F, which a basic string may not hold raw) is written as \uXXXX.
+_SHORT_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n",
+                  "\f": "\\f", "\r": "\\r"}  # fmt: skip
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def toml_string(text: str) -> str:
+    """A TOML basic string that reads back as ``text``, whatever it holds: quotes
+    and backslashes escaped, every control character as an escape. Raises
+    ValueError for a lone surrogate (no TOML string can hold one)."""
+    out = ['"']
+    for ch in text:
+        code = ord(ch)
+        if ch in _SHORT_ESCAPES:
+            out.append(_SHORT_ESCAPES[ch])
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\u{code:04X}")
+        elif 0xD800 <= code <= 0xDFFF:
+            raise ValueError(f"cannot write {text!r} to TOML (a lone surrogate)")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def toml_key(key: str) -> str:
+    """A table key: bare when TOML allows it, else a quoted string."""
+    return key if _BARE_KEY.fullmatch(key) else toml_string(key)
+
+
 def toml_value(value: Any) -> str:
     """One plain value (bool, number, string, list or table) as an inline TOML value."""
     if isinstance(value, bool):
@@ -43,11 +74,11 @@ def toml_value(value: Any) -> str:
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
+        return toml_string(value)
     if isinstance(value, list):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+        return "{ " + ", ".join(f"{toml_key(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
     raise TypeError(f"cannot write {type(value).__name__} to TOML")  # pragma: no cover
 
 
@@ -64,14 +95,14 @@ def table_list_lines(key: str, value: list[dict[str, Any]]) -> list[str]:
 def dumps_toml(data: dict[str, Any]) -> str:
     """Write scene-shaped data (top-level scalars, then one table per section) as
     TOML. Lists of tables (shapes) are written one inline table per line."""
-    lines = [f"{k} = {toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
+    lines = [f"{toml_key(k)} = {toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
     for section, table in data.items():
         if not isinstance(table, dict):
             continue
-        lines += ["", f"[{section}]"]
+        lines += ["", f"[{toml_key(section)}]"]
         for key, value in table.items():
             if is_table_list(value):
-                lines += table_list_lines(key, value)
+                lines += table_list_lines(toml_key(key), value)
             else:
-                lines.append(f"{key} = {toml_value(value)}")
+                lines.append(f"{toml_key(key)} = {toml_value(value)}")
     return "\n".join(lines) + "\n"

@@ -4,7 +4,7 @@ resolved scene. Nothing here runs a fit or writes a file.
 A sweep file (TOML) names a base scene and the points to run::
 
     base = "../spheres_bloat.toml"        # relative to the sweep file
-    name = "lr_sweep"                     # default: the file name
+    name = "lr_sweep"                     # default: the file name (a plain file name)
     out = "runs/lr_sweep"                 # default: runs/NAME (relative to where you run)
 
     [set]                                 # overrides for every point
@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from warpsdf.errors import SceneError
-from warpsdf.io.files import read_toml
+from warpsdf.io.files import name_problem, read_toml
 from warpsdf.io.layout import RunFolder, SweepFolder
+from warpsdf.limits import MAX_NAME_CHARS
 from warpsdf.scene import Scene, load_scene, suggest, toml_value
 
 SWEEP_KEYS = {"base", "name", "out", "set", "grid", "points", "criteria"}
@@ -65,7 +66,8 @@ class SweepPoint:
 
     @property
     def slug(self) -> str:
-        """The point's folder name under ``points/``, e.g. ``000_init_radius-0.1_lr-0.05``."""
+        """The point's folder name under ``points/``, e.g. ``000_init_radius-0.1_lr-0.05``:
+        a plain file name by construction (letters, digits, ``.+-_``, after the index)."""
         text = "_".join(f"{k.split('.')[-1]}-{_short(v)}" for k, v in self.overrides.items())
         text = re.sub(r"[^A-Za-z0-9.+-]+", "_", text) or "base"
         return f"{self.index:03d}_{text}"[:80]
@@ -132,7 +134,12 @@ def load_sweep(path: str | Path) -> Sweep:
     if not base.is_file():
         raise SceneError(f"{path}: base: scene file not found: {base}")
     name = raw.get("name", path.stem)
-    out = Path(raw.get("out", Path("runs") / name))
+    if problem := name_problem(name):  # it names the folder runs/NAME
+        raise SceneError(f"{path}: name: {problem}")
+    out = raw.get("out", str(Path("runs") / name))
+    if not isinstance(out, str) or not out or "\0" in out:
+        raise SceneError(f"{path}: out: expected a folder path, got {out!r:.60}")
+    out = Path(out)
     for key in ("set", "grid", "criteria"):
         if key in raw and not isinstance(raw[key], dict):
             raise SceneError(f"{path}: {key}: expected a table")
@@ -159,8 +166,14 @@ def load_sweep(path: str | Path) -> Sweep:
             scene = load_scene(base, _set_items(common) + point.set_items())
         except SceneError as err:
             raise SceneError(f"{path}: point {point.index} ({point.label}): {err}") from None
-        scenes.append(scene.replace(name=f"{name}/{point.slug}"))
+        scenes.append(scene.replace(name=point_name(name, point)))
     return Sweep(path, name, base, out, common, points, criteria, tuple(scenes))
+
+
+def point_name(sweep_name: str, point: SweepPoint) -> str:
+    """The scene name of a point's fit: ``SWEEP-SLUG``, a plain file name of at
+    most ``MAX_NAME_CHARS`` characters like every scene name."""
+    return f"{sweep_name}-{point.slug}"[:MAX_NAME_CHARS]
 
 
 def _criteria(path: Path, table: dict[str, Any]) -> Criteria:

@@ -29,8 +29,8 @@ import warp as wp
 from warpsdf.device import resolve_device
 from warpsdf.errors import OutputError, WarpsdfError
 from warpsdf.fit import fit
-from warpsdf.io.files import ensure_parent
-from warpsdf.io.layout import RunFolder
+from warpsdf.io.files import ensure_parent, write_marker
+from warpsdf.io.layout import RunFolder, holds_only_marker
 from warpsdf.scene import scene_from_dict
 from warpsdf.sweep.plan import Criteria, Sweep, SweepPoint, point_scene
 from warpsdf.sweep.summary import (
@@ -224,9 +224,10 @@ def run_sweep(
     out = folder.path
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not folder.is_sweep():
+    if out.is_dir() and not holds_only_marker(out) and not folder.is_sweep():
         raise OutputError(f"{out}: not a sweep folder and not empty; choose another --out")
     ensure_parent(folder.summary_json)
+    write_marker(out)
     results: list[PointResult] = []
     todo = []
     for point in sweep.points:

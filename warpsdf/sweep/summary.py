@@ -117,10 +117,10 @@ def blowup_ratio(losses: list[float]) -> float | None:
 def classify(
     status: RunStatus, metrics: dict[str, Any], losses: list[float], criteria: Criteria
 ) -> PointStatus:
-    """diverged: the fit hit a NaN, or its loss blew up beyond blowup_factor x
+    """diverged: the fit hit a NaN or was lost, or its loss blew up beyond blowup_factor x
     its first value and it did not converge; converged: train IoU at least
     converged_iou; else not converged."""
-    if status is RunStatus.DIVERGED:
+    if status in (RunStatus.DIVERGED, RunStatus.LOST):
         return PointStatus.DIVERGED
     iou = metrics.get("train_iou")
     converged = iou is not None and iou >= criteria.converged_iou

@@ -11,6 +11,7 @@ from warpsdf.fields.analytic import AnalyticField
 from warpsdf.render import trace_cameras
 from warpsdf.scene import MarchConfig, Scene, TargetKind
 from warpsdf.targets.analytic import airplane_shapes, target_shapes
+from warpsdf.targets.check import TargetSummary, check_target
 from warpsdf.targets.images import load_image_views, write_image_views
 from warpsdf.targets.mesh import MeshTarget
 from warpsdf.targets.views import TargetView, views_from_hits
@@ -18,9 +19,11 @@ from warpsdf.targets.views import TargetView, views_from_hits
 __all__ = [
     "MeshTarget",
     "Target",
+    "TargetSummary",
     "TargetView",
     "airplane_shapes",
     "build_target",
+    "check_target",
     "load_image_views",
     "write_image_views",
 ]

@@ -65,6 +65,11 @@ def load_image_views(path: str | Path) -> list[TargetView]:
                 mask = np.isfinite(depth)
             elif xyz is not None and rgb_zero is not None:
                 mask = ~rgb_zero
+            else:  # every view needs a silhouette: fits and metrics compare masks
+                raise InputFileError(
+                    f"{path}: cameras[{i}] has no mask: give it a mask, a depth file "
+                    "or an xyz PNG (black where there is no object)"
+                )
         if xyz is not None and mask is not None:
             xyz = np.where(mask[..., None], xyz, 0.0).astype(np.float32)
         if depth is not None and mask is not None:

@@ -9,7 +9,6 @@ import warp as wp
 
 from warpsdf.errors import InputFileError
 from warpsdf.march import (
-    FAR_SDF,
     RayHits,
     bound_args,
     bound_interval,
@@ -17,6 +16,11 @@ from warpsdf.march import (
     far_limit,
 )
 from warpsdf.scene import MarchConfig
+
+# min_sdf of a mesh ray that misses (a mesh has no SDF). Mesh hits are targets,
+# never the fit's input, so they do not mark rays outside the bound with
+# FAR_SDF as the sphere marcher does.
+MESH_MISS_SDF = 1.0e3
 
 
 @wp.kernel(enable_backward=False)
@@ -31,7 +35,7 @@ def cast_mesh_rays_kernel(
     hit_t_out: wp.array(dtype=float),  # (R,) distance to the hit; -1 = miss
     points_out: wp.array(dtype=wp.vec3),  # (R,) hit point, world units
     normals_out: wp.array(dtype=wp.vec3),  # (R,) interpolated unit normal, facing the ray
-    min_sdf_out: wp.array(dtype=float),  # (R,) 0 on a hit, FAR_SDF on a miss (no SDF)
+    min_sdf_out: wp.array(dtype=float),  # (R,) 0 on a hit, MESH_MISS_SDF on a miss (no SDF)
     min_t_out: wp.array(dtype=float),  # (R,) hit distance, or the closest approach
     grad_dot_dir_out: wp.array(dtype=float),  # (R,) normal . dir at the hit; 0 on a miss
     evals_out: wp.array(dtype=int),  # (R,) 0: no SDF is evaluated
@@ -80,7 +84,7 @@ def cast_mesh_rays_kernel(
         hit_t_out[r] = -1.0
         points_out[r] = o + d * t_close
         normals_out[r] = wp.vec3(0.0)
-        min_sdf_out[r] = FAR_SDF
+        min_sdf_out[r] = MESH_MISS_SDF
         min_t_out[r] = t_close
         grad_dot_dir_out[r] = 0.0
 
