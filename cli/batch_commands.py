@@ -15,7 +15,7 @@ from warpsdf.bench import (
     all_cases,
     parse_case,
 )
-from warpsdf.cli.common import app, console, parse_resolution, q, user_errors
+from warpsdf.cli.common import ForceFileOption, app, console, parse_resolution, q, user_errors
 from warpsdf.errors import WarpsdfError
 
 # ---------------------------------------------------------------------------
@@ -115,13 +115,14 @@ def batch(
 def report(
     source: Annotated[Path, typer.Argument(help="A run folder or a sweep folder.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write.")],
+    force: ForceFileOption = False,
 ) -> None:
     """Write a self-contained HTML page (images embedded) of a run or a sweep:
     metrics, loss curves, the optimisation GIF, final renders, and for a sweep
     the summary and contact sheet."""
     from warpsdf.report import write_report  # here: the CLI starts without loading it
 
-    kind = write_report(source, out)
+    kind = write_report(source, out, force)
     console.print(f"[green]wrote[/] {q(out)} ({kind} report of {q(source)})")
 
 

@@ -9,7 +9,15 @@ from typing import Annotated
 import typer
 import warp as wp
 
-from warpsdf.cli.common import DeviceOption, SetOption, app, console, q, user_errors
+from warpsdf.cli.common import (
+    DeviceOption,
+    ForceFileOption,
+    SetOption,
+    app,
+    console,
+    q,
+    user_errors,
+)
 from warpsdf.errors import WarpsdfError
 from warpsdf.scene import key_problem, key_rule
 
@@ -165,16 +173,18 @@ def export(
         ),
     ] = 128,
     device: DeviceOption = "auto",
+    force: ForceFileOption = False,
 ) -> None:
     """Export the fitted field's surface as a mesh (marching cubes inside the bound)."""
 
     from warpsdf.device import resolve_device
     from warpsdf.export import check_mesh_path, extract_mesh, write_mesh
     from warpsdf.fit import load_run
+    from warpsdf.io.files import check_new_file
 
     if problem := key_problem("output.mesh_resolution", resolution):
         raise WarpsdfError(f"--resolution {resolution}: {problem}")
-    check_mesh_path(out)  # before the slow extraction
+    check_new_file(check_mesh_path(out), force)  # before the slow extraction
     dev = resolve_device(device)
     start = time.perf_counter()
     with wp.ScopedDevice(dev):

@@ -11,6 +11,7 @@ import warp as wp
 
 from warpsdf.cli.common import (
     DeviceOption,
+    ForceFileOption,
     SetOption,
     app,
     console,
@@ -18,7 +19,7 @@ from warpsdf.cli.common import (
     q,
     user_errors,
 )
-from warpsdf.errors import OutputError, WarpsdfError
+from warpsdf.errors import WarpsdfError
 from warpsdf.io.layout import ImageFolder
 from warpsdf.scene import key_help, key_rule
 from warpsdf.templates import Template
@@ -54,10 +55,10 @@ def new(
     template: Annotated[
         str, typer.Option("--template", "-t", help=" | ".join(Template) + ".")
     ] = "xyz",
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    force: ForceFileOption = False,
 ) -> None:
     """Write a commented scene file to start from."""
-    from warpsdf.io.files import atomic_file
+    from warpsdf.io.files import atomic_file, check_new_file
     from warpsdf.templates import template_text, write_example_mesh
 
     try:
@@ -69,8 +70,7 @@ def new(
         raise WarpsdfError(f"new {name!r}: expected a scene name such as myscene (not a folder)")
     path = Path(name if name.endswith(".toml") else f"{name}.toml")
     stem = path.stem
-    if path.exists() and not force:
-        raise OutputError(f"{path}: exists (use --force to overwrite)")
+    check_new_file(path, force)
     mesh_name = f"{stem}_mesh.ply"
     views = f"{stem}_views"
     text = template_text(kind, stem, path.name, mesh=mesh_name, views=views)
@@ -195,7 +195,12 @@ def render(
     sets: SetOption = None,
     device: DeviceOption = "auto",
     force: Annotated[
-        bool, typer.Option("--force", help="Replace a non-empty --out folder (with --cameras).")
+        bool,
+        typer.Option(
+            "--force",
+            help="Overwrite an existing --out file, or replace a non-empty --out folder "
+            "made by warpsdf (with --cameras).",
+        ),
     ] = False,
 ) -> None:
     """Render a scene's target, or a fitted run, from any view, at any resolution,
@@ -203,6 +208,7 @@ def render(
 
     from warpsdf.device import resolve_device
     from warpsdf.fit import load_run
+    from warpsdf.io.files import check_new_file
     from warpsdf.render import RenderMode
     from warpsdf.scene import load_scene
     from warpsdf.targets import build_target
@@ -229,6 +235,8 @@ def render(
         raise WarpsdfError(f"--fps {fps:g}: expected a value > 0")
     if turntable is not None and cameras is not None:
         raise WarpsdfError("--turntable and --cameras cannot be combined")
+    if cameras is None:
+        check_new_file(out, force)  # before any work
     dev = resolve_device(device)
     start = time.perf_counter()
     with wp.ScopedDevice(dev):

@@ -194,7 +194,9 @@ def test_tiled_march_equals_scalar(device, block_dim, width, clip_back, request)
     both = hit_a & hit_b
     close = np.abs(a["hit_t"][both] - b["hit_t"][both]) < 1e-4
     assert close.mean() >= 0.99
-    assert np.abs(a["min_sdf"] - b["min_sdf"]).max() < 2e-3
+    outside = np.isinf(a["min_sdf"])  # rays that never enter the bound (FAR_SDF)
+    np.testing.assert_array_equal(outside, np.isinf(b["min_sdf"]))
+    assert np.abs(a["min_sdf"][~outside] - b["min_sdf"][~outside]).max() < 2e-3
     cos = np.sum(a["normals"][both] * b["normals"][both], axis=1)
     assert np.quantile(cos, 0.01) > 0.999
     # every thread of a block evaluates together: at least the scalar work

@@ -543,3 +543,38 @@ def test_a_fit_that_fails_early_leaves_no_folder(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         fit(load_scene(scene), mine, iterations=1, device="cpu")
     assert mine.is_dir()
+
+
+# ---------------------------------------------------------------------------
+# single output files: replaced only with --force (class 2)
+# ---------------------------------------------------------------------------
+
+
+def test_output_files_are_overwritten_only_with_force(tmp_path, monkeypatch):
+    """Every command that writes one file (a still, a turntable, a mesh, a
+    report, a new scene) refuses an existing one without --force, leaving it
+    byte for byte, and replaces it with --force."""
+    monkeypatch.chdir(tmp_path)
+    scene = write_scene(tmp_path)
+    run = tmp_path / "run"
+    fit(load_scene(scene, TINY), run, iterations=1, device="cpu", write_outputs=False)
+    commands = {
+        "still.png": ["render", scene, "-r", 8, "--out"],
+        "depth.npy": ["render", scene, "-r", 8, "--mode", "depth", "--out"],
+        "spin.gif": ["render", scene, "-r", 8, "--turntable", 2, "--out"],
+        "mesh.ply": ["export", run, "-r", 8, "--out"],
+        "page.html": ["report", run, "--out"],
+    }
+    rng = random.Random(7)
+    for name, args in commands.items():
+        out = tmp_path / name
+        old = bytes(rng.randrange(256) for _ in range(64))
+        out.write_bytes(old)
+        before = tree(tmp_path)
+        line = assert_user_error(cli(*args, out), name, "--force")
+        assert "exists" in line
+        assert tree(tmp_path) == before and out.read_bytes() == old, name
+        result = cli(*args, out, "--force")
+        assert result.exit_code == 0, (name, result.output)
+        assert out.read_bytes() != old, name
+    assert_user_error(cli("new", "s", "-t", "silhouette"), "s.toml", "--force")

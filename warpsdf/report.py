@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from warpsdf.errors import InputFileError, OutputError
 from warpsdf.fit import RunStatus
-from warpsdf.io.files import atomic_file, read_json, read_text, read_toml
+from warpsdf.io.files import atomic_file, check_new_file, read_json, read_text, read_toml
 from warpsdf.io.layout import RunFolder, SweepFolder
 from warpsdf.sweep.summary import SUMMARY_METRICS, PointStatus, SweepSummary
 
@@ -220,11 +220,13 @@ def sweep_report(folder: str | Path) -> str:
     return _page(f"warpsdf sweep {summary.sweep}", "".join(body))
 
 
-def write_report(source: str | Path, out: str | Path) -> str:
-    """Write the report of a run or sweep folder to ``out``; returns "run" or "sweep"."""
+def write_report(source: str | Path, out: str | Path, force: bool = False) -> str:
+    """Write the report of a run or sweep folder to ``out`` (an existing file
+    only with ``force``); returns "run" or "sweep"."""
     source, out = Path(source), Path(out)
     if out.suffix.lower() not in (".html", ".htm"):
         raise OutputError(f"{out}: a report must end in .html")
+    check_new_file(out, force)
     if SweepFolder(source).summary_json.is_file():
         text, kind = sweep_report(source), "sweep"
     elif RunFolder(source).is_run():

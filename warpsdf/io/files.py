@@ -351,6 +351,19 @@ def check_replaceable(
     return True
 
 
+def check_new_file(path: str | Path, force: bool, what: str = "--out") -> Path:
+    """An output file (a render, a mesh, a report, a new scene) replaces an
+    existing file only with ``force``, and never a folder: one line otherwise,
+    checked before any work."""
+    path = Path(path)
+    with path_errors(path, "cannot check"):
+        if path.is_dir():
+            raise OutputError(f"{shown(path)}: is a folder, expected a file name")
+        if (path.exists() or path.is_symlink()) and not force:
+            raise OutputError(f"{shown(path)}: exists (use --force to overwrite it)")
+    return path
+
+
 def write_marker(folder: str | Path) -> None:
     """Write :data:`MARKER` into a folder warpsdf made (see :func:`check_replaceable`)."""
     folder = Path(folder)
