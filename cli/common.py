@@ -165,7 +165,9 @@ SetOption = Annotated[
         metavar="SECTION.KEY=VALUE",
     ),
 ]
-ForceFileOption = Annotated[bool, typer.Option("--force", help="Overwrite an existing output file.")]
+ForceFileOption = Annotated[
+    bool, typer.Option("--force", help="Overwrite an existing output file.")
+]
 DeviceOption = Annotated[
     str,
     typer.Option("--device", help="auto (CUDA if present), cpu, cuda or cuda:N."),

@@ -208,3 +208,20 @@ TINY = (
 def tiny_scene(path: Path = SPHERES_SCENE, *extra: str):
     """The scene file with TINY and then ``extra`` applied as overrides."""
     return load_scene(path, [*TINY, *extra])
+
+
+def write_small_image_folder(folder: Path) -> Path:
+    """A valid three-camera image folder of small views (no Warp: the images
+    are drawn) in ``folder``; returns its cameras.json."""
+    from warpsdf.targets import write_image_views
+    from warpsdf.targets.views import TargetView
+
+    views = []
+    for k, eye in enumerate([(0.0, 0.0, 2.5), (2.5, 0.0, 0.0), (0.0, 1.0, 2.0)]):
+        cam = Camera(eye, width=12 + k, height=10)
+        mask = np.zeros((10, 12 + k), bool)
+        mask[3:7, 4:8] = True
+        xyz = np.where(mask[..., None], np.float32([0.25, -0.5, 0.75]), np.float32(0))
+        depth = np.where(mask, 2.0, np.inf).astype(np.float32)
+        views.append(TargetView(cam, mask, xyz, depth))
+    return write_image_views(views, folder)

@@ -16,6 +16,7 @@ import dataclasses
 import json
 import math
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -525,3 +526,46 @@ def test_ctrl_c_saves_and_resume_finishes(device, tmp_path):
     assert int(checkpoint(run_dir)["iteration"]) == done + 2
     assert len(read_log(run_dir)[1]) == done + 2
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "finished"
+
+
+def test_sigkill_then_resume_is_bit_identical(tmp_path):
+    """A fit killed with SIGKILL (at a random moment after its first checkpoint,
+    maybe mid-write) resumes from its last checkpoint, cleans what the kill
+    left, and ends with exactly the parameters of a fit never interrupted."""
+    run_dir = tmp_path / "run"
+    # constant schedules: the killed fit planned 100000 steps, the resumed one fewer
+    fixed = [
+        "output.checkpoint_every=2",
+        "optim.schedule='constant'",
+        "optim.mask_alpha=[100.0, 100.0]",
+    ]
+    sets = [*TINY_SET, *(arg for item in fixed for arg in ("--set", item))]
+    command = [*_warpsdf_command(), "fit", str(SPHERES_SCENE), "--out", str(run_dir)]
+    proc = subprocess.Popen(
+        [*command, "-n", "100000", "--device", "cpu", *sets],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not RunFolder(run_dir).checkpoint.exists():
+            assert proc.poll() is None, f"fit ended early ({proc.returncode})"
+            assert time.monotonic() < deadline, "no checkpoint after 120 s"
+            time.sleep(0.05)
+        time.sleep(random.Random(3).uniform(0.0, 0.5))
+    finally:
+        proc.kill()
+        proc.wait()
+    done = int(checkpoint(run_dir)["iteration"])
+    assert done >= 2
+    total = done + 3
+    result = subprocess.run(
+        [*command, "--resume", "-n", str(total), "--device", "cpu", *sets],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not hidden_files(tmp_path)
+    resumed = checkpoint(run_dir)
+    assert int(resumed["iteration"]) == total and len(read_log(run_dir)[1]) == total
+    scene = load_scene(SPHERES_SCENE, [*TINY, *fixed])
+    straight = fit(scene, tmp_path / "straight", iterations=total, device="cpu")
+    np.testing.assert_array_equal(resumed["params"], straight.field.params.numpy())

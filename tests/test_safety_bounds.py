@@ -13,6 +13,7 @@ import pytest
 import warp as wp
 
 from tests.conftest import SCENES
+from tests.helpers import write_small_image_folder
 from warpsdf import limits
 from warpsdf.errors import SceneError
 from warpsdf.scene import (
@@ -291,19 +292,7 @@ def test_validate_refuses_every_corrupt_mesh(tmp_path):
 
 
 def _image_folder(tmp_path):
-    from warpsdf.camera import Camera
-    from warpsdf.targets import write_image_views
-    from warpsdf.targets.views import TargetView
-
-    views = []
-    for k, eye in enumerate([(0.0, 0.0, 2.5), (2.5, 0.0, 0.0), (0.0, 1.0, 2.0)]):
-        cam = Camera(eye, width=12 + k, height=10)
-        mask = np.zeros((10, 12 + k), bool)
-        mask[3:7, 4:8] = True
-        xyz = np.where(mask[..., None], np.float32([0.25, -0.5, 0.75]), np.float32(0))
-        depth = np.where(mask, 2.0, np.inf).astype(np.float32)
-        views.append(TargetView(cam, mask, xyz, depth))
-    return write_image_views(views, tmp_path / "views")
+    return write_small_image_folder(tmp_path / "views")
 
 
 def _break_folder(folder, how: str, index: int, kind: str) -> str:

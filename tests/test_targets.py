@@ -13,7 +13,7 @@ import pytest
 import trimesh
 import warp as wp
 
-from tests.helpers import TWO_SPHERES, sphere_specs
+from tests.helpers import TWO_SPHERES, sphere_specs, write_small_image_folder
 from warpsdf.camera import Camera, fibonacci_cameras, orbit_cameras, training_cameras
 from warpsdf.errors import InputFileError, SceneError
 from warpsdf.fields.analytic import AnalyticField
@@ -404,15 +404,7 @@ def test_xyz_encoding_is_the_design_formula():
 @pytest.fixture
 def image_folder(tmp_path) -> Path:
     """A valid three-camera folder of small views (no Warp: the images are drawn)."""
-    views = []
-    for k, eye in enumerate([(0.0, 0.0, 2.5), (2.5, 0.0, 0.0), (0.0, 1.0, 2.0)]):
-        cam = Camera(eye, width=12 + k, height=10)
-        mask = np.zeros((10, 12 + k), bool)
-        mask[3:7, 4:8] = True
-        xyz = np.where(mask[..., None], np.float32([0.25, -0.5, 0.75]), np.float32(0))
-        depth = np.where(mask, 2.0, np.inf).astype(np.float32)
-        views.append(TargetView(cam, mask, xyz, depth))
-    return write_image_views(views, tmp_path / "views")
+    return write_small_image_folder(tmp_path / "views")
 
 
 def edit_cameras(path: Path, edit) -> None:

@@ -20,7 +20,7 @@ import shutil
 import stat
 import tempfile
 import tomllib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -134,38 +134,41 @@ def _too_deep(path: str | Path, fmt: str) -> str:
     return f"{shown(path)}: {fmt} nested more than {MAX_NESTING} levels deep"
 
 
+def _parse(
+    path: str | Path,
+    what: str,
+    error: type[WarpsdfError],
+    loads: Callable[[str], Any],
+    fmt: str,
+    syntax: Callable[[Exception], str],
+) -> Any:
+    """``loads`` of the text of ``path`` (see :func:`read_text`): a syntax error
+    is one line ``{path}: {syntax(err)}``, nesting deeper than ``MAX_NESTING``
+    (or deep enough to exhaust the parser's recursion) another."""
+    text = read_text(path, what, error)
+    try:
+        data = loads(text)
+    except ValueError as err:  # a decode error, or an integer of more than 4300 digits
+        raise error(f"{shown(path)}: {syntax(err)}") from None
+    except RecursionError:
+        raise error(_too_deep(path, fmt)) from None
+    if _nesting_problem(data):
+        raise error(_too_deep(path, fmt))
+    return data
+
+
 def read_toml(
     path: str | Path, what: str, error: type[WarpsdfError] = InputFileError
 ) -> dict[str, Any]:
-    """The parsed TOML of ``path`` (see :func:`read_text`); a syntax error is
-    ``{path}: TOML syntax error: ...``; nesting deeper than ``MAX_NESTING`` is refused."""
-    text = read_text(path, what, error)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise error(f"{shown(path)}: TOML syntax error: {err}") from None
-    except ValueError as err:  # an integer of more than 4300 digits
-        raise error(f"{shown(path)}: TOML syntax error: {err}") from None
-    except RecursionError:
-        raise error(_too_deep(path, "TOML")) from None
-    if _nesting_problem(data):
-        raise error(_too_deep(path, "TOML"))
-    return data
+    """The parsed TOML of ``path``; a syntax error is ``{path}: TOML syntax
+    error: ...`` (see :func:`_parse`)."""
+    return _parse(path, what, error, tomllib.loads, "TOML", lambda e: f"TOML syntax error: {e}")
 
 
 def read_json(path: str | Path, what: str, error: type[WarpsdfError] = InputFileError) -> Any:
-    """The parsed JSON of ``path`` (see :func:`read_text`); a syntax error is
-    ``{path}: invalid JSON (...)``; nesting deeper than ``MAX_NESTING`` is refused."""
-    text = read_text(path, what, error)
-    try:
-        data = json.loads(text)
-    except ValueError as err:  # JSONDecodeError, or an integer of more than 4300 digits
-        raise error(f"{shown(path)}: invalid JSON ({err})") from None
-    except RecursionError:
-        raise error(_too_deep(path, "JSON")) from None
-    if _nesting_problem(data):
-        raise error(_too_deep(path, "JSON"))
-    return data
+    """The parsed JSON of ``path``; a syntax error is ``{path}: invalid JSON
+    (...)`` (see :func:`_parse`)."""
+    return _parse(path, what, error, json.loads, "JSON", lambda e: f"invalid JSON ({e})")
 
 
 def name_problem(name: str) -> str | None:
