@@ -354,7 +354,7 @@ def check_replaceable(
     return True
 
 
-def check_new_file(path: str | Path, force: bool, what: str = "--out") -> Path:
+def check_new_file(path: str | Path, force: bool) -> Path:
     """An output file (a render, a mesh, a report, a new scene) replaces an
     existing file only with ``force``, and never a folder: one line otherwise,
     checked before any work."""
