@@ -23,8 +23,9 @@ python -c "import warp as wp; wp.init(); print(wp.__version__, wp.get_cuda_devic
   >"$OUT/warp.txt" 2>&1
 
 if [ "$MODE" = quick ]; then
-  # the width-64 bucket only: each tiled module is a tile_matmul compile
-  TESTS=(tests/test_mlp_tiled.py -k "64")
+  # the width-64 bucket only (each tiled module is a tile_matmul compile), and
+  # device rays against host rays (NVRTC contracts to FMA by default)
+  TESTS=(tests/test_mlp_tiled.py tests/test_camera.py -k "64 or device_rays")
   ITER=1
 else
   TESTS=(tests)
