@@ -88,7 +88,7 @@ def fit(
     from rich.live import Live
 
     from warpsdf.device import resolve_device
-    from warpsdf.fit import RunStatus, prepare_run_folder
+    from warpsdf.fit import RunStatus, check_run_folder
     from warpsdf.fit import fit as run_fit
     from warpsdf.scene import load_scene
 
@@ -106,7 +106,7 @@ def fit(
             raise KeyboardInterrupt
         state["stop"] = True
 
-    prepare_run_folder(run_dir, resume, force, keep=[scene])  # fail before the live table
+    check_run_folder(run_dir, resume, force, keep=[scene])  # fail before the live table
     if resume and iterations is not None:
         _print_resume_note(run_dir, resolved, iterations)
     previous = signal.signal(signal.SIGINT, on_sigint)

@@ -190,16 +190,20 @@ def back_wall_pixels(cam: Camera) -> dict[str, np.ndarray]:
 # ---------------------------------------------------------------------------
 
 SPHERES_SCENE = SCENES / "two_spheres_silhouette.toml"
-# 12x12 pixels, a width-8 MLP, short marches and small outputs
-TINY = (
+# 12x12 pixels, a width-8 MLP, short marches and small outputs (the step-loop
+# tests keep the default snapshot and checkpoint boundaries: TINY_STEP)
+TINY_STEP = (
     "cameras.resolution=[12, 12]",
     "model.hidden=8",
     "model.fourier_frequencies=1",
     "march.max_steps=24",
     "output.mesh_resolution=16",
-    "output.final_scale=2",
     "output.heldout_views=2",
     "optim.eikonal_samples=16",
+)
+TINY = (
+    *TINY_STEP,
+    "output.final_scale=2",
     "output.snapshot_every=2",
     "output.checkpoint_every=3",
 )

@@ -23,21 +23,14 @@ import warp as wp
 import warpsdf.fit.guard as guard_module
 import warpsdf.fit.schedule as schedule_module
 from tests.conftest import SCENES
+from tests.helpers import TINY_STEP
 from warpsdf.fit import DivergedError, Fitter, learning_rate
 from warpsdf.fit.guard import NO_DIVERGENCE, Problem
 from warpsdf.fit.run import chunk_length, fit
 from warpsdf.losses import TERM_NAMES
 from warpsdf.scene import Schedule, load_scene
 
-TINY = (
-    "cameras.resolution=[12, 12]",
-    "model.hidden=8",
-    "model.fourier_frequencies=1",
-    "march.max_steps=24",
-    "output.mesh_resolution=16",
-    "output.heldout_views=2",
-    "optim.eikonal_samples=16",
-)
+TINY = TINY_STEP
 SPHERES = ("two_spheres_silhouette.toml", ())
 # camera shake and random ray batches: rays made and gathered on the device
 MLP_SHAKEN = ("two_spheres_xyz.toml", ("cameras.jitter=0.05", "optim.batch_rays=60"))

@@ -21,7 +21,14 @@ import types
 from warpsdf.fit.fitter import Fitter, StepBuffers
 from warpsdf.fit.guard import DivergedError
 from warpsdf.fit.history import LOG_COLUMNS, StepRecord
-from warpsdf.fit.run import FitResult, RunStatus, fit, load_run, prepare_run_folder
+from warpsdf.fit.run import (
+    FitResult,
+    RunStatus,
+    check_run_folder,
+    fit,
+    load_run,
+    prepare_run_folder,
+)
 from warpsdf.fit.schedule import learning_rate, mask_alpha
 
 __all__ = [
@@ -32,6 +39,7 @@ __all__ = [
     "RunStatus",
     "StepBuffers",
     "StepRecord",
+    "check_run_folder",
     "fit",
     "learning_rate",
     "load_run",

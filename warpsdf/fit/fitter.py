@@ -13,10 +13,10 @@ One step:
      (:mod:`warpsdf.fit.optim`); the step's statistics into a history row
      (:mod:`warpsdf.fit.history`).
 
-Steps run in chunks (:meth:`Fitter.steps`): the host draws a chunk's random
-inputs up front, uploads them once, runs the steps without reading anything
-back (on CUDA: one captured graph, replayed per step) and reads the history
-once at the end. :func:`warpsdf.fit.run.fit` wraps this with a run folder.
+Steps run in chunks (:meth:`Fitter.steps`): a chunk's random inputs are drawn
+up front and uploaded once, the steps run without readbacks (on CUDA: one
+captured graph, replayed) and the history is read once at the end.
+:func:`warpsdf.fit.run.fit` wraps this with a run folder.
 """
 
 from __future__ import annotations
@@ -69,6 +69,12 @@ from warpsdf.losses import (
 from warpsdf.march import RayHits, march
 from warpsdf.scene import Scene, SupervisionMode, size_problems
 from warpsdf.targets import Target, TargetView, build_target, target_views
+
+
+def check_sizes(scene: Scene, cameras: list[Camera]) -> None:
+    """Every size limit of a fit (the scene may have changed since it loaded)."""
+    if problems := size_problems(scene, [(c.width, c.height) for c in cameras]):
+        raise SceneError(problems)
 
 
 @dataclass
@@ -125,10 +131,7 @@ class Fitter:
     ):
         if len(cameras) != len(views):
             raise ValueError(f"{len(cameras)} cameras but {len(views)} target views")
-        # every size limit, up front: the scene may have changed since it loaded
-        # (fit --iterations) and a cameras.json's views are only known now
-        if problems := size_problems(scene, [(c.width, c.height) for c in cameras]):
-            raise SceneError(problems)
+        check_sizes(scene, cameras)
         self.scene = scene
         self.device = d = wp.get_device(device)
         self.rng = np.random.default_rng(scene.seed)
@@ -189,8 +192,7 @@ class Fitter:
         is built on ``device`` unless given, and kept as :attr:`target`)."""
         device = wp.get_device(device)
         cameras = training_cameras(scene)
-        if problems := size_problems(scene, [(c.width, c.height) for c in cameras]):
-            raise SceneError(problems)  # before the target views are traced
+        check_sizes(scene, cameras)  # before the target views are traced (cheap)
         target = target or build_target(scene, device)
         views = target_views(scene, device, target, cameras)
         return cls(scene, cameras, views, device, target=target, use_graph=use_graph)
@@ -225,8 +227,6 @@ class Fitter:
         self.rng.bit_generator.state = ast.literal_eval(str(state["rng_state"]))
         self._halt.fill_(NO_DIVERGENCE)
         self._diverged = None
-
-    # ------------------------------------------------------- allocation (once)
 
     def _reserve(self, k: int) -> None:
         """Room for chunks of ``k`` steps and schedules past the chunk's end;

@@ -88,21 +88,14 @@ def load_run(run_dir: str | Path, device=None) -> tuple[Scene, Field]:
 RESUME_FIXED = ("target", "cameras", "supervision", "model", "march", "seed")
 
 
-# Run folders this process created for a fit that has not written its first
-# checkpoint yet: a fit that fails before then removes the folder again
-# (prepare_run_folder runs twice for a CLI fit: once up front, once in fit()).
-# Each maps to the topmost folder its mkdir created (the run folder or a parent).
-_CREATED: dict[Path, Path] = {}
-
-
-def prepare_run_folder(
+def check_run_folder(
     run_dir: Path, resume: bool, force: bool, keep: Iterable[str | Path] = ()
-) -> None:
-    """Check (and with ``force`` clear) a run folder before a fit writes to it,
-    and create it with its marker (:data:`warpsdf.io.layout.MARKER`). ``--force``
-    replaces only a folder warpsdf made, never the current or the home folder
-    or one holding a file of ``keep`` (the scene file; see
-    :func:`warpsdf.io.files.check_replaceable`)."""
+) -> bool:
+    """Check a run folder before a fit writes to it, changing nothing (the CLI
+    calls it before its live table starts). ``--force`` replaces only a folder
+    warpsdf made, never the current or the home folder or one holding a file of
+    ``keep`` (the scene file; see :func:`warpsdf.io.files.check_replaceable`).
+    Returns whether the folder must be cleared first."""
     if resume and force:
         raise WarpsdfError("--resume and --force contradict each other: pick one")
     run_dir = Path(run_dir)
@@ -115,7 +108,7 @@ def prepare_run_folder(
                 raise InputFileError(
                     f"{shown(run_dir)}: nothing to resume (no {RunFolder.CHECKPOINT})"
                 )
-        return
+        return False
     with path_errors(run_dir):
         empty = not run_dir.is_dir() or _holds_nothing(run_dir)
         if not force and not empty:
@@ -124,16 +117,31 @@ def prepare_run_folder(
                 "(use --resume to continue it or --force to replace it)"
             )
     replace = check_replaceable(run_dir, force or empty, keep, what="run folder")
+    return replace and not empty
+
+
+def prepare_run_folder(
+    run_dir: Path, resume: bool, force: bool, keep: Iterable[str | Path] = ()
+) -> Path | None:
+    """:func:`check_run_folder`, then (with ``force``) clear the folder and
+    create it with its marker (:data:`warpsdf.io.layout.MARKER`). Returns the
+    topmost folder its mkdir created (the run folder or a parent), or None."""
+    clear = check_run_folder(run_dir, resume, force, keep)
+    if resume:
+        return None
+    run_dir = Path(run_dir)
+    created = None
     with path_errors(run_dir, "cannot create folder"):
-        if replace and not empty:
+        if clear:
             shutil.rmtree(run_dir)
         if not run_dir.exists():
             top = run_dir.absolute()
             while not top.parent.exists() and top.parent != top:
                 top = top.parent
             run_dir.mkdir(parents=True)
-            _CREATED[run_dir.resolve()] = top.resolve()
+            created = top.resolve()
         write_marker(run_dir)
+    return created
 
 
 def _holds_nothing(run_dir: Path) -> bool:
@@ -145,13 +153,11 @@ def _holds_nothing(run_dir: Path) -> bool:
     return all(p.name == MARKER or p in temps for p in run_dir.iterdir())
 
 
-def _remove_if_unused(run_dir: Path) -> None:
-    """Remove a run folder this process created if it holds no checkpoint: only
-    its marker, scene.toml and temporary files (a fit that failed early)."""
+def _remove_if_unused(run_dir: Path, top: Path) -> None:
+    """Remove a run folder this fit created (``top``: the topmost folder its
+    mkdir made) if it holds no checkpoint: only its marker, scene.toml and
+    temporary files (a fit that failed early)."""
     real = run_dir.resolve()
-    top = _CREATED.pop(real, None)
-    if top is None:
-        return
     ours = {MARKER, RunFolder.SCENE}
     with contextlib.suppress(OSError):
         temps = set(stale_temp_files(real))
@@ -208,15 +214,14 @@ def fit(
         scene = scene.replace(optim=dataclasses.replace(scene.optim, iterations=iterations))
     folder = RunFolder(out_dir or scene.output.dir)
     keep = [scene.source] if scene.source and Path(scene.source).is_file() else []
-    prepare_run_folder(folder.path, resume, force, keep)
+    created = prepare_run_folder(folder.path, resume, force, keep)
     remove_stale_temp_files(folder.path)  # of a process killed while writing
     try:
         return _fit(scene, folder, device, resume, on_step, should_stop, write_outputs)
     except BaseException:
-        _remove_if_unused(folder.path)  # a fit that failed before its first checkpoint
+        if created is not None:  # a fit that failed before its first checkpoint
+            _remove_if_unused(folder.path, created)
         raise
-    finally:
-        _CREATED.pop(folder.path.resolve(), None)
 
 
 def _fit(
@@ -242,21 +247,18 @@ def _fit(
             tmp.write_text(scene.to_toml(), encoding="utf-8")
         start = time.perf_counter()
         status, reason = train(run, on_step, should_stop, write_outputs)
-        losses = [row["loss"] for row in run.rows]
-        if status is RunStatus.FINISHED and (why := lost_reason(losses)):
-            status, reason = RunStatus.LOST, why
         metrics: dict = {}
+        outputs = write_outputs and status is not RunStatus.INTERRUPTED
+        if outputs:
+            metrics = fit_metrics(fitter.field, scene, fitter.cameras, fitter.views, fitter.target)
+        losses = [row["loss"] for row in run.rows]
+        if status is RunStatus.FINISHED and (why := lost_reason(losses, metrics.get("train_iou"))):
+            status, reason = RunStatus.LOST, why
         if write_outputs:
             title = f"{scene.name}: loss terms and mask MSE"
             loss_plot(run.rows, folder.loss_plot, title=title)
             run.write_animation()
-            if status is not RunStatus.INTERRUPTED:
-                metrics = fit_metrics(
-                    fitter.field, scene, fitter.cameras, fitter.views, fitter.target
-                )
-                why = lost_reason(losses, metrics.get("train_iou"))
-                if status is RunStatus.FINISHED and why:
-                    status, reason = RunStatus.LOST, why
+            if outputs:
                 last = run.rows[-1] if run.rows else {}
                 metrics.update(
                     status=status.value,
