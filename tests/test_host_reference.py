@@ -153,7 +153,7 @@ def host_reference(scene, steps: int) -> dict:
 
     modes = set(scene.supervision.mode)
     weights = scene.supervision.weights
-    w_sil = weights["silhouette"]
+    w_sil = weights.get("silhouette", 0.0)
     w_xyz = weights.get("xyz", 0.0) if SupervisionMode.XYZ in modes else 0.0
     w_depth = weights.get("depth", 0.0) if SupervisionMode.DEPTH in modes else 0.0
     e = scene.optim.eikonal_samples

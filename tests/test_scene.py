@@ -164,8 +164,8 @@ def test_defaults_that_depend_on_other_keys(tmp_path):
     )
     scene = load_scene(path)
     assert scene.model.init is ModelInit.GRID
-    # silhouette is always resolved: it weighs the mask term off the surface
-    assert scene.supervision.weights == {"silhouette": 1.0, "xyz": 2.5, "depth": 1.0}
+    # only the listed modes are fitted and weighed: no silhouette term unless listed
+    assert scene.supervision.weights == {"xyz": 2.5, "depth": 1.0}
 
 
 def test_full_scene_values(tmp_path):
@@ -424,6 +424,25 @@ def test_cross_checks(tmp_path, extra, key, expected):
     assert_problem(scene_error(path), path, key, expected)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_only_listed_modes_are_fitted_and_weighed(tmp_path, seed):
+    """No term is implied: each subset of modes resolves weights for exactly
+    its modes, and a weight for an unlisted mode is refused by name."""
+    rng = np.random.default_rng(seed)
+    every = [m.value for m in SupervisionMode]
+    listed = [m for m in every if rng.random() < 0.5] or [every[seed % len(every)]]
+    rng.shuffle(listed)
+    modes = ", ".join(f'"{m}"' for m in listed)
+    path = write(tmp_path / "s.toml", MINIMAL + f"[supervision]\nmode = [{modes}]\n")
+    assert load_scene(path).supervision.weights == dict.fromkeys(listed, 1.0)
+    for other in sorted(set(every) - set(listed)):
+        bad = write(
+            tmp_path / f"{other}.toml",
+            MINIMAL + f"[supervision]\nmode = [{modes}]\nweights = {{ {other} = 1.0 }}\n",
+        )
+        assert_problem(scene_error(bad), bad, f"supervision.weights.{other}", "not a supervised")
+
+
 def test_every_problem_is_reported_at_once(tmp_path):
     path = write(tmp_path / "s.toml", MINIMAL + '[optim]\nlr = "x"\niterations = 0\nlrr = 1\n')
     err = scene_error(path)
@@ -470,7 +489,7 @@ def test_override_lists_and_tables(tmp_path):
          "cameras.resolution=[32, 24]", 'output.dir=my runs/x'],
     )  # fmt: skip
     assert scene.supervision.mode == (SupervisionMode.XYZ, SupervisionMode.DEPTH)
-    assert scene.supervision.weights == {"silhouette": 1.0, "xyz": 3.0, "depth": 1.0}
+    assert scene.supervision.weights == {"xyz": 3.0, "depth": 1.0}
     assert scene.cameras.resolution == (32, 24)
     assert scene.output.dir == "my runs/x"  # not TOML: taken as a plain string
 

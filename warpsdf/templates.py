@@ -120,8 +120,8 @@ TEMPLATES: dict[Template, TemplateSpec] = {
             "cameras.fov_deg": SCHEMA_DEFAULT,
             "cameras.resolution": [64, 64],
             "cameras.jitter": 0.01,
-            "supervision.mode": ["xyz"],
-            "supervision.weights": {"xyz": 1.0},
+            "supervision.mode": ["xyz", "silhouette"],
+            "supervision.weights": {"xyz": 1.0, "silhouette": 1.0},
         }
         | _MLP
         | {"model.init": "sphere"},

@@ -151,7 +151,7 @@ class Fitter:
         self.iteration = 0
 
         w = scene.supervision.weights
-        self.w_silhouette = w["silhouette"]  # always resolved: the mask term
+        self.w_silhouette = w.get("silhouette", 0.0)  # only listed modes have weights
         self.w_xyz = w.get("xyz", 0.0) if SupervisionMode.XYZ in modes else 0.0
         self.w_depth = w.get("depth", 0.0) if SupervisionMode.DEPTH in modes else 0.0
 

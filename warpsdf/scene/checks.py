@@ -344,7 +344,7 @@ def _supervision_problems(scene: Scene, problems: _Problems) -> None:
         fail("supervision.mode", f"expected at least one of {every}")
     if len(set(s.mode)) != len(s.mode):
         fail("supervision.mode", "a mode is listed twice")
-    modes = {m.value for m in s.mode} | {SupervisionMode.SILHOUETTE.value}  # the mask term
+    modes = {m.value for m in s.mode}
     for key in s.weights:
         if key not in modes:
             fail(

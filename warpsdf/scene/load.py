@@ -273,9 +273,7 @@ def _resolve_defaults(scene: Scene, source: Path) -> Scene:
     if model.init is None:
         init = ModelInit.SPHERE if model.kind is ModelKind.MLP else ModelInit.GRID
         model = dataclasses.replace(model, init=init)
-    weights = {SupervisionMode.SILHOUETTE.value: 1.0} | {
-        m.value: 1.0 for m in scene.supervision.mode
-    }
+    weights = {m.value: 1.0 for m in scene.supervision.mode}  # only the listed terms
     weights.update(scene.supervision.weights)
     supervision = dataclasses.replace(scene.supervision, weights=weights)
     output = scene.output

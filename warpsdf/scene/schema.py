@@ -230,8 +230,9 @@ class SupervisionConfig:
     )
     weights: dict[str, float] = _opt(
         {},
-        "loss weight per mode (default 1.0 each); silhouette also weighs the mask term "
-        "that xyz and depth fits use off the surface",
+        "loss weight per listed mode (default 1.0 each); only listed modes are "
+        "fitted: xyz or depth alone train only on rays both images hit, add "
+        "silhouette for the mask term on the rest",
         ">= 0",
     )
     silhouette_loss: SilhouetteLoss = _opt(
