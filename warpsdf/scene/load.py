@@ -23,7 +23,7 @@ from warpsdf.errors import SceneError
 from warpsdf.io.files import read_toml
 from warpsdf.scene.checks import check_problem, cross_checks
 from warpsdf.scene.keys import suggest
-from warpsdf.scene.schema import ModelInit, ModelKind, Scene, SupervisionMode
+from warpsdf.scene.schema import ModelInit, ModelKind, Scene
 
 
 def load_scene(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Scene:
