@@ -255,6 +255,30 @@ def test_render_depth_npy_has_inf_background(tmp_path):
     assert np.nanmin(depth[np.isfinite(depth)]) > 2.5 - 0.31 - 1e-3  # nearest ball surface
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_render_xyz_npy_is_raw_world_xyz(tmp_path, seed):
+    """--mode xyz: .npy holds the hit points in world units (on a target ball's
+    surface), NaN exactly where --mode mask is off; .png holds their colour code."""
+    rng = np.random.default_rng(seed)
+    scene_file = SCENES / "two_spheres_xyz.toml"
+    azimuth, elevation, distance = rng.uniform(-180, 180), rng.uniform(-60, 60), rng.uniform(2, 3)
+    view = ["-r", "24x20", "--device", "cpu", "--azimuth", f"{azimuth:.3f}",
+            "--elevation", f"{elevation:.3f}", "--distance", f"{distance:.3f}"]  # fmt: skip
+    for mode, name in [("xyz", "x.npy"), ("xyz", "x.png"), ("mask", "m.npy")]:
+        result = run("render", scene_file, "--out", tmp_path / name, "--mode", mode, *view)
+        assert result.exit_code == 0, result.stderr
+    xyz, mask = np.load(tmp_path / "x.npy"), np.load(tmp_path / "m.npy")
+    assert xyz.dtype == np.float32 and xyz.shape == (20, 24, 3) and mask.any()
+    np.testing.assert_array_equal(np.isnan(xyz).all(axis=2), ~mask)
+    assert not np.isnan(xyz[mask]).any()
+    shapes = load_scene(scene_file).target.shapes
+    gaps = [np.abs(np.linalg.norm(xyz[mask] - s.center, axis=1) - s.radius) for s in shapes]
+    assert np.min(gaps, axis=0).max() < 2e-3  # every hit on a ball's surface, world units
+    png = read_png(tmp_path / "x.png").astype(np.float64)
+    code = (np.clip(np.nan_to_num(xyz, nan=-1.0), -1, 1) + 1) / 2 * 255
+    assert np.abs(png - code).max() <= 1.0
+
+
 def test_render_turntable_gif(tmp_path):
     out = tmp_path / "turn.gif"
     result = run(

@@ -23,7 +23,7 @@ from tests.helpers import (
 )
 from warpsdf.camera import Camera
 from warpsdf.fields.analytic import AnalyticField
-from warpsdf.render import RenderMode, render
+from warpsdf.render import RenderMode, render, to_display
 from warpsdf.scene import MarchConfig, ShapeSpec, ShapeType
 
 # ---------------------------------------------------------------------------
@@ -45,8 +45,14 @@ def test_render_modes_agree_with_exact_hits(device):
     shaded = render(field, cam, RenderMode.SHADED)
     np.testing.assert_allclose(depth[keep], ex["t"].reshape(shape)[keep], atol=DEPTH_TOL)
     p = origins + np.where(np.isfinite(ex["t"]), ex["t"], 0)[:, None] * dirs
-    np.testing.assert_allclose(xyz[keep], (p.reshape(32, 40, 3)[keep] + 1) / 2, atol=XYZ_TOL / 2)
-    assert (xyz[~mask] == 0).all() and (normals[~mask] == 0).all()
+    # xyz: raw world-space hit points, NaN exactly where the mask is off
+    np.testing.assert_allclose(xyz[keep], p.reshape(32, 40, 3)[keep], atol=XYZ_TOL)
+    np.testing.assert_array_equal(np.isnan(xyz).any(axis=2), ~mask)
+    np.testing.assert_array_equal(np.isnan(xyz).all(axis=2), ~mask)
+    shown = to_display(xyz, RenderMode.XYZ)  # the colour code: (clip(p) + 1) / 2, misses black
+    np.testing.assert_allclose(shown[keep], (np.clip(p.reshape(32, 40, 3)[keep], -1, 1) + 1) / 2,
+                               atol=XYZ_TOL / 2)  # fmt: skip
+    assert (shown[~mask] == 0).all() and (normals[~mask] == 0).all()
     assert ((normals >= 0) & (normals <= 1)).all()
     assert shaded.shape == (32, 40, 3) and ((shaded >= 0) & (shaded <= 1)).all()
     # The shaded object differs from its background.

@@ -56,9 +56,12 @@ def shade_kernel(
     cam_right: wp.vec3,  # camera basis, world space (lights move with the camera)
     cam_up: wp.vec3,
     cam_back: wp.vec3,
-    rgb_out: wp.array(dtype=wp.vec3),  # (R,) colour in [0, 1]; depth mode: (t, t, t), inf on a miss
+    rgb_out: wp.array(dtype=wp.vec3),  # (R,) see below
 ):
-    """One thread per ray (dim = R). Not differentiable."""
+    """One thread per ray (dim = R). Not differentiable. ``rgb_out`` holds a
+    colour in [0, 1] (shaded, mask, normals), (t, t, t) with t the ray distance
+    in world units, inf on a miss (depth), or the raw world-space hit point,
+    NaN on a miss (xyz; :func:`to_display` makes the colour code)."""
     r = wp.tid()
     hit = hit_t[r] >= 0.0
     if mode == int(ShadeCode.MASK):
@@ -69,6 +72,9 @@ def shade_kernel(
         t = wp.where(hit, hit_t[r], wp.inf)
         rgb_out[r] = wp.vec3(t, t, t)
         return
+    if mode == int(ShadeCode.XYZ):
+        rgb_out[r] = wp.where(hit, points[r], wp.vec3(wp.nan, wp.nan, wp.nan))
+        return
     if not hit:
         if mode == int(ShadeCode.SHADED):
             s = wp.clamp(0.5 + 0.5 * wp.dot(directions[r], cam_up) / 0.5, 0.0, 1.0)
@@ -77,14 +83,6 @@ def shade_kernel(
             rgb_out[r] = wp.vec3(0.0)
         return
     n = normals[r]
-    if mode == int(ShadeCode.XYZ):
-        p = points[r]
-        rgb_out[r] = wp.vec3(
-            0.5 * (wp.clamp(p[0], -1.0, 1.0) + 1.0),
-            0.5 * (wp.clamp(p[1], -1.0, 1.0) + 1.0),
-            0.5 * (wp.clamp(p[2], -1.0, 1.0) + 1.0),
-        )
-        return
     if mode == int(ShadeCode.NORMALS):
         rgb_out[r] = (n + wp.vec3(1.0, 1.0, 1.0)) * 0.5
         return
@@ -135,7 +133,8 @@ def trace_cameras(
 def shade(
     hits: RayHits, directions: wp.array, camera: Camera, mode: RenderMode, rows: int | None = None
 ) -> np.ndarray:
-    """Per-ray results -> image. Colour modes: (H, W, 3) float32 in [0, 1];
+    """Per-ray results -> image. shaded, normals: (H, W, 3) float32 in [0, 1];
+    xyz: (H, W, 3) float32 world-space hit points, unclipped, NaN for misses;
     mask: (H, W) bool; depth: (H, W) float32 ray distance, inf for misses.
     ``rows``: the number of image rows the rays cover (default: all)."""
     device = hits.hit_t.device
@@ -198,9 +197,17 @@ def depth_to_gray(depth: np.ndarray) -> np.ndarray:
     return out
 
 
+def xyz_to_unit(xyz: np.ndarray) -> np.ndarray:
+    """The XYZ colour code (DESIGN §3): points clipped to [-1, 1] -> (xyz + 1) / 2
+    in [0, 1]; NaN (a miss) -> 0, black."""
+    return (np.clip(np.nan_to_num(xyz, nan=-1.0), -1.0, 1.0) + 1.0) * 0.5
+
+
 def to_display(image: np.ndarray, mode: RenderMode) -> np.ndarray:
     """Any render result -> (H, W, 3) float32 in [0, 1] for PNG/GIF output."""
     mode = RenderMode(mode)
+    if mode is RenderMode.XYZ:
+        return xyz_to_unit(image).astype(np.float32)
     if mode is RenderMode.MASK:
         g = image.astype(np.float32)
     elif mode is RenderMode.DEPTH:

@@ -24,9 +24,8 @@ from warpsdf.io.images import to_uint8, write_gif, write_png
 from warpsdf.io.layout import RunFolder
 from warpsdf.io.plots import error_image, side_by_side, upscale
 from warpsdf.metrics import trace_views, xyz_errors
-from warpsdf.render import RenderMode, render
+from warpsdf.render import RenderMode, render, to_display, xyz_to_unit
 from warpsdf.scene import SupervisionMode
-from warpsdf.targets.views import xyz_to_unit
 
 # The optimisation GIF: frames upscaled to at least this height, at this rate.
 ANIMATION_HEIGHT = 192
@@ -205,7 +204,7 @@ class RunRecorder:
             views.append((f"{train}_xyz", cameras[train], RenderMode.XYZ))
         for name, cam, mode in views:
             image = render(f.field, cam, mode, scene.march)
-            write_png(self.folder.final(name), to_uint8(image))
+            write_png(self.folder.final(name), to_uint8(to_display(image, mode)))
 
     def write_metrics(self, metrics: dict) -> None:
         """Strict JSON: a non-finite value (no surface: infinite Chamfer) is null."""
