@@ -221,14 +221,44 @@ def test_a_normal_sphere_fit_still_finishes(lr, tmp_path):
     assert result.status is RunStatus.FINISHED and result.reason == ""
 
 
+@pytest.mark.parametrize(("lr", "status"), [(0.3, "finished"), (1.5, "lost"), (3.0, "lost")])
+def test_a_thrashing_sphere_fit_ends_lost_with_its_metrics(lr, status, tmp_path):
+    """Too high a rate for the shrinking spheres: the fit thrashes and ends no
+    better than its start (a real, non-zero loss throughout); with outputs, the
+    status and reason land in metrics.json."""
+    import json
+
+    from warpsdf.fit import fit
+    from warpsdf.io.layout import RunFolder
+    from warpsdf.scene import load_scene
+
+    sets = ["cameras.resolution=[24, 24]", "cameras.count=4", "optim.iterations=150",
+            "output.heldout_views=0", "output.mesh_resolution=16",
+            "output.final_scale=1"]  # fmt: skip
+    scene = load_scene(LOST_SCENE, [*sets, f"optim.lr={lr}"])
+    result = fit(scene, tmp_path / "run", device="cpu")
+    metrics = json.loads(RunFolder(tmp_path / "run").metrics.read_text())
+    assert result.status.value == metrics["status"] == status, result.reason
+    assert bool(metrics["reason"]) == (status == "lost")
+
+
 def test_lost_reason_rules():
-    from warpsdf.fit.guard import LOST_LOSS_FACTOR, lost_reason
+    from warpsdf.fit.guard import LOST_IOU, LOST_LOSS_FACTOR, lost_reason
 
     assert lost_reason([0.02, 0.01, 0.001]) == ""
     assert lost_reason([0.02, 0.02 * LOST_LOSS_FACTOR]) == ""
     assert "flew away" in lost_reason([0.02, 0.02 * LOST_LOSS_FACTOR * 1.01])
     assert "train IoU 0" in lost_reason([0.02, 0.01], train_iou=0.0)
     assert lost_reason([0.02, 0.01], train_iou=0.3) == ""
+    assert "train IoU 0" in lost_reason([0.02, 0.01], [0.3, 0.0])  # the last step stands in
+    # ending below the start and below LOST_IOU: the fit made its start worse
+    rng = np.random.default_rng(12)
+    for _ in range(200):
+        start, end = rng.uniform(0.01, 1.0, 2)
+        ious = [start, *rng.uniform(0, 1, rng.integers(0, 5)), end]
+        for why in (lost_reason([0.02, 0.03], ious), lost_reason([0.02, 0.03], [start], end)):
+            assert bool(why) == (end < min(start, LOST_IOU)), (start, end, why)
+            assert not why or "below its start" in why
 
 
 def test_sweeps_count_a_lost_fit_as_diverged():

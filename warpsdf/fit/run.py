@@ -251,8 +251,9 @@ def _fit(
         outputs = write_outputs and status is not RunStatus.INTERRUPTED
         if outputs:
             metrics = fit_metrics(fitter.field, scene, fitter.cameras, fitter.views, fitter.target)
-        losses = [row["loss"] for row in run.rows]
-        if status is RunStatus.FINISHED and (why := lost_reason(losses, metrics.get("train_iou"))):
+        losses, ious = [row["loss"] for row in run.rows], [row["iou"] for row in run.rows]
+        why = lost_reason(losses, ious, metrics.get("train_iou"))
+        if status is RunStatus.FINISHED and why:
             status, reason = RunStatus.LOST, why
         if write_outputs:
             title = f"{scene.name}: loss terms and mask MSE"
