@@ -99,10 +99,10 @@ def fit(
     run_dir = out or Path(resolved.output.dir)
     dev = resolve_device(device)
     recent: deque = deque(maxlen=8)
-    state = {"stop": False, "first": None}
+    state = {"stop": False, "first": None, "outputs": False}
 
     def on_sigint(signum, frame):
-        if state["stop"]:
+        if state["stop"] or state["outputs"]:  # a second press, or while writing outputs
             raise KeyboardInterrupt
         state["stop"] = True
 
@@ -129,11 +129,32 @@ def fit(
                 recent.append(record.row())
                 live.update(_progress_table(list(recent), total, rate), refresh=True)
 
+            def on_outputs(status) -> None:
+                state["outputs"] = True
+                what = (
+                    "the loss plot and GIF" if status is RunStatus.INTERRUPTED
+                    else "metrics, the loss plot, GIF, renders and mesh"
+                )  # fmt: skip
+                console.print(
+                    f"[dim]checkpoint saved; writing {what} "
+                    f"({'Ctrl-C again skips them' if state['stop'] else 'Ctrl-C skips them'})[/]"
+                )
+
             with wp.ScopedDevice(dev):
                 result = run_fit(
                     resolved, run_dir, iterations=iterations, device=dev, resume=resume,
                     force=force, on_step=on_step, should_stop=lambda: state["stop"],
+                    on_outputs=on_outputs,
                 )  # fmt: skip
+    except KeyboardInterrupt:
+        if not state["outputs"]:
+            raise
+        console.print(
+            f"[yellow]interrupted[/] while writing outputs; the checkpoint in {q(run_dir)} "
+            f"is saved. Write them with: [bold]warpsdf fit {q(scene)} --out {q(run_dir)} "
+            "--resume[/]"
+        )
+        raise typer.Exit(130) from None
     finally:
         signal.signal(signal.SIGINT, previous)
     console.print()

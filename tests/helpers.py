@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -188,6 +189,9 @@ def back_wall_pixels(cam: Camera) -> dict[str, np.ndarray]:
 # ---------------------------------------------------------------------------
 # The tiny run
 # ---------------------------------------------------------------------------
+
+# The CLI as a real process (for signals, exit codes and what reaches stderr).
+WARPSDF_COMMAND = (sys.executable, "-c", "from warpsdf.cli.main import app; app()")
 
 SPHERES_SCENE = SCENES / "two_spheres_silhouette.toml"
 # 12x12 pixels, a width-8 MLP, short marches and small outputs (the step-loop

@@ -19,7 +19,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -30,7 +29,7 @@ import trimesh
 
 import warpsdf.fit.schedule as schedule_module
 from tests.conftest import SCENES, assert_user_error, cli
-from tests.helpers import SPHERES_SCENE, TINY, tiny_scene
+from tests.helpers import SPHERES_SCENE, TINY, WARPSDF_COMMAND, tiny_scene
 from warpsdf.errors import InputFileError, OutputError, WarpsdfError
 from warpsdf.fit import LOG_COLUMNS, Fitter, RunStatus, fit, learning_rate, load_run, mask_alpha
 from warpsdf.io.layout import RunFolder
@@ -474,15 +473,11 @@ def test_cli_bad_fit_export_render_input(device, tmp_path):
 # ---------------------------------------------------------------------------
 
 
-def _warpsdf_command() -> list[str]:
-    return [sys.executable, "-c", "from warpsdf.cli.main import app; app()"]
-
-
 def test_ctrl_c_saves_and_resume_finishes(device, tmp_path):
     run_dir = tmp_path / "run"
     sets = [*TINY_SET, "--set", "output.checkpoint_every=2"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    command = [*_warpsdf_command(), "fit", str(SPHERES_SCENE), "--out", str(run_dir)]
+    command = [*WARPSDF_COMMAND, "fit", str(SPHERES_SCENE), "--out", str(run_dir)]
     proc = subprocess.Popen(
         [*command, "-n", "100000", "--device", device, *sets],
         cwd=tmp_path,
@@ -528,6 +523,44 @@ def test_ctrl_c_saves_and_resume_finishes(device, tmp_path):
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "finished"
 
 
+def test_ctrl_c_while_writing_outputs_says_so_and_resume_writes_them(tmp_path):
+    """Once training ends the CLI says it is writing the outputs and that
+    Ctrl-C skips them; a Ctrl-C then exits 130 at once with the checkpoint
+    kept, and a --resume to the same total writes the outputs."""
+    run_dir = tmp_path / "run"
+    slow_outputs = ["--set", "output.mesh_resolution=160", "--set", "output.final_scale=8"]
+    command = [*WARPSDF_COMMAND, "fit", str(SPHERES_SCENE), "--out", str(run_dir), "-n", "3",
+               "--device", "cpu", *TINY_SET, *slow_outputs]  # fmt: skip
+    proc = subprocess.Popen(
+        command, cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200"},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if "checkpoint saved; writing" in line:
+                assert "Ctrl-C skips them" in line, line
+                proc.send_signal(signal.SIGINT)
+                break
+        rest, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    output = "".join(lines) + rest
+    assert proc.returncode == 130, output
+    assert "Traceback" not in output and "while writing outputs" in output, output
+    assert "--resume" in output
+    assert int(checkpoint(run_dir)["iteration"]) == 3
+    assert not (run_dir / "metrics.json").exists() and not hidden_files(tmp_path)
+    result = subprocess.run([*command, "--resume"], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads((run_dir / "metrics.json").read_text())["status"] == "finished"
+    assert RunFolder(run_dir).mesh.is_file() and len(read_log(run_dir)[1]) == 3
+
+
 def test_sigkill_then_resume_is_bit_identical(tmp_path):
     """A fit killed with SIGKILL (at a random moment after its first checkpoint,
     maybe mid-write) resumes from its last checkpoint, cleans what the kill
@@ -540,7 +573,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
         "optim.mask_alpha=[100.0, 100.0]",
     ]
     sets = [*TINY_SET, *(arg for item in fixed for arg in ("--set", item))]
-    command = [*_warpsdf_command(), "fit", str(SPHERES_SCENE), "--out", str(run_dir)]
+    command = [*WARPSDF_COMMAND, "fit", str(SPHERES_SCENE), "--out", str(run_dir)]
     proc = subprocess.Popen(
         [*command, "-n", "100000", "--device", "cpu", *sets],
         cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

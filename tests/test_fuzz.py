@@ -20,7 +20,6 @@ import os
 import random
 import shutil
 import subprocess
-import sys
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SCENES
+from tests.helpers import WARPSDF_COMMAND
 from warpsdf.cli.main import app
 
 SEED = 20261202
@@ -623,7 +623,7 @@ def run_subprocess(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "COLUMNS": "80"}
     env.pop("PYTHONWARNINGS", None)
     return subprocess.run(
-        [sys.executable, "-c", "from warpsdf.cli.main import app; app()", *map(str, args)],
+        [*WARPSDF_COMMAND, *map(str, args)],
         cwd=cwd,
         env=env,
         stdin=subprocess.DEVNULL,

@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SCENES, assert_user_error, cli
-from tests.helpers import TINY
+from tests.helpers import TINY, WARPSDF_COMMAND
 from warpsdf.errors import InputFileError, OutputError, WarpsdfError
 from warpsdf.fit import fit, prepare_run_folder
 from warpsdf.io import files
@@ -578,3 +578,69 @@ def test_output_files_are_overwritten_only_with_force(tmp_path, monkeypatch):
         assert result.exit_code == 0, (name, result.output)
         assert out.read_bytes() != old, name
     assert_user_error(cli("new", "s", "-t", "silhouette"), "s.toml", "--force")
+
+
+def test_half_built_folders_of_killed_commands_are_cleaned(tmp_path):
+    """A command killed while building an output folder leaves its stage
+    (``.NAME.pPID.RANDOM.tmp``); the next command staging NAME removes those
+    whose process is gone, and leaves a live process's stage, other names'
+    stages and look-alikes alone."""
+    import subprocess
+    import sys
+
+    rng = random.Random(SEED + 11)
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    dead = int(done.stdout)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        for trial in range(4):
+            out = tmp_path / f"views{trial}"
+            dead_stages = [files.owned_temp_dir(tmp_path, f".{out.name}") for _ in range(3)]
+            for stage in dead_stages:  # as a killed process left them, named by that process
+                stage.rename(stage.with_name(stage.name.replace(f".p{os.getpid()}.", f".p{dead}.")))
+            dead_stages = sorted(tmp_path.glob(f".{out.name}.p{dead}.*.tmp"))
+            assert len(dead_stages) == 3
+            alive = tmp_path / f".{out.name}.p{live.pid}.abc{trial}.tmp"
+            other = tmp_path / f".other{trial}.p{dead}.abc.tmp"
+            lookalike = tmp_path / f".{out.name}.p{dead}.abc.tmp.keep"
+            for folder in (alive, other, lookalike):
+                folder.mkdir()
+            assert files.dead_stages(tmp_path, f".{out.name}") == dead_stages
+            with staged_dir(out, force=bool(rng.getrandbits(1))) as stage:
+                (stage / "a.txt").write_text("x")
+            assert not any(p.exists() for p in dead_stages)
+            assert alive.is_dir() and other.is_dir() and lookalike.is_dir()
+            assert (out / "a.txt").read_text() == "x"
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_a_killed_targets_command_leaves_nothing_the_next_one_keeps(tmp_path):
+    """End to end: SIGKILL ``warpsdf targets`` while it writes its folder, then
+    run it again: the output is complete and no stage folder is left."""
+    import signal
+    import subprocess
+    import time
+
+    out = tmp_path / "views"
+    args = [*WARPSDF_COMMAND, "targets", str(SCENES / "spheres_bloat.toml"), "--out", str(out),
+            "--device", "cpu", "--set", "cameras.resolution=[24, 24]"]  # fmt: skip
+    killed = False
+    for _ in range(200):  # kill it as soon as its stage appears
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            if list(tmp_path.glob(".views.p*.tmp")):
+                proc.send_signal(signal.SIGKILL)
+                killed = True
+                break
+            time.sleep(0.005)
+        proc.wait()
+        if killed:
+            break
+    assert killed and list(tmp_path.glob(".views.p*.tmp")) and not out.exists()
+    result = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert not list(tmp_path.glob(".views*.tmp")) and (out / "cameras.json").is_file()

@@ -15,7 +15,6 @@ import random
 import signal
 import struct
 import subprocess
-import sys
 import time
 import typing
 import zlib
@@ -27,6 +26,7 @@ import typer
 
 from tests.conftest import REPO, SCENES, assert_user_error
 from tests.conftest import cli as run
+from tests.helpers import WARPSDF_COMMAND
 from warpsdf.cli.main import app
 from warpsdf.fit.outputs import RESUME_KEYS, RESUME_OPTIONAL
 from warpsdf.io.images import write_png
@@ -499,7 +499,7 @@ def test_an_unknown_error_keeps_its_traceback(fitted, tmp_path, monkeypatch):
 # real processes: stderr stays clean; Ctrl-C at any moment
 # ---------------------------------------------------------------------------
 
-CLI = [sys.executable, "-c", "from warpsdf.cli.main import app; app()"]
+CLI = list(WARPSDF_COMMAND)
 
 
 def _process(*args, cwd: Path) -> subprocess.CompletedProcess:

@@ -195,6 +195,7 @@ def fit(
     on_step: Callable[[StepRecord], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     write_outputs: bool = True,
+    on_outputs: Callable[[RunStatus], None] | None = None,
 ) -> FitResult:
     """Fit ``scene`` and fill its run folder.
 
@@ -206,7 +207,9 @@ def fit(
     once the step time is known): the fit then saves a checkpoint and returns
     with status ``interrupted``. A NaN or infinite loss, field value or gradient
     ends it with status ``diverged``, the parameters of the last good step and
-    a log row for every good step.
+    a log row for every good step. ``on_outputs`` is called once the training
+    has ended and its checkpoint is saved, with the status so far, before the
+    plots, GIF, renders and mesh are written (seconds; the CLI says so).
     """
     if not isinstance(scene, Scene):
         scene = load_scene(scene)
@@ -217,7 +220,7 @@ def fit(
     created = prepare_run_folder(folder.path, resume, force, keep)
     remove_stale_temp_files(folder.path)  # of a process killed while writing
     try:
-        return _fit(scene, folder, device, resume, on_step, should_stop, write_outputs)
+        return _fit(scene, folder, device, resume, on_step, should_stop, write_outputs, on_outputs)
     except BaseException:
         if created is not None:  # a fit that failed before its first checkpoint
             _remove_if_unused(folder.path, created)
@@ -232,6 +235,7 @@ def _fit(
     on_step: Callable[[StepRecord], None] | None,
     should_stop: Callable[[], bool] | None,
     write_outputs: bool,
+    on_outputs: Callable[[RunStatus], None] | None = None,
 ) -> FitResult:
     """:func:`fit` in its prepared run folder."""
     if resume:
@@ -247,6 +251,8 @@ def _fit(
             tmp.write_text(scene.to_toml(), encoding="utf-8")
         start = time.perf_counter()
         status, reason = train(run, on_step, should_stop, write_outputs)
+        if write_outputs and on_outputs is not None:
+            on_outputs(status)
         metrics: dict = {}
         outputs = write_outputs and status is not RunStatus.INTERRUPTED
         if outputs:

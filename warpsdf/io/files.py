@@ -287,6 +287,46 @@ def remove_stale_temp_files(folder: str | Path) -> None:
             p.unlink(missing_ok=True)
 
 
+# Temporary folders (staged outputs, sweep point scratch) carry the id of the
+# process that made them, ``PREFIX.pPID.RANDOM.tmp``, so a later command can
+# tell the leftovers of a killed process from a folder still being written.
+_OWNED_NAME = re.compile(r"(?P<prefix>.+)\.p(?P<pid>[0-9]+)\.[A-Za-z0-9_]+" + re.escape(TEMP_TAG))
+
+
+def owned_temp_dir(parent: str | Path, prefix: str) -> Path:
+    """A new private folder ``PREFIX.pPID.RANDOM.tmp`` in ``parent``."""
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}.p{os.getpid()}.", suffix=TEMP_TAG, dir=parent))
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # someone else's process (or unknowable): leave its folder alone
+    return True
+
+
+def dead_stages(parent: str | Path, prefix: str) -> list[Path]:
+    """The :func:`owned_temp_dir` folders of ``prefix`` in ``parent`` whose
+    process no longer runs (sorted)."""
+    found = []
+    with contextlib.suppress(OSError):
+        for p in Path(parent).iterdir():
+            m = _OWNED_NAME.fullmatch(p.name)
+            mine = m and m["prefix"] == prefix and p.is_dir() and not p.is_symlink()
+            if mine and int(m["pid"]) != os.getpid() and not _process_alive(int(m["pid"])):
+                found.append(p)
+    return sorted(found)
+
+
+def remove_dead_stages(parent: str | Path, prefix: str) -> None:
+    """Delete :func:`dead_stages` (a killed process's half-built folders)."""
+    for p in dead_stages(parent, prefix):
+        shutil.rmtree(p, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success."""
@@ -390,7 +430,8 @@ def staged_dir(
             raise OutputError(f"{shown(path)}: refusing to replace it ({reason})")
     _make_parent(path)  # the folder itself appears only on success
     with path_errors(path):
-        stage = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=TEMP_TAG, dir=path.parent))
+        remove_dead_stages(path.parent, f".{path.name}")  # left by a killed command
+        stage = owned_temp_dir(path.parent, f".{path.name}")
     try:
         write_marker(stage)
         yield stage

@@ -21,7 +21,6 @@ import time
 import tomllib
 from collections.abc import Callable, Iterable
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 import warp as wp
@@ -29,7 +28,7 @@ import warp as wp
 from warpsdf.device import resolve_device
 from warpsdf.errors import OutputError, WarpsdfError
 from warpsdf.fit import fit
-from warpsdf.io.files import ensure_parent, write_marker
+from warpsdf.io.files import ensure_parent, owned_temp_dir, remove_dead_stages, write_marker
 from warpsdf.io.layout import RunFolder, holds_only_marker
 from warpsdf.scene import scene_from_dict
 from warpsdf.sweep.plan import Criteria, Sweep, SweepPoint, point_scene
@@ -87,6 +86,10 @@ def point_spec(sweep: Sweep, point: SweepPoint) -> Payload:
     }
 
 
+# A point's scratch run folder, in the system's temporary folder.
+POINT_SCRATCH = "warpsdf-point"
+
+
 def run_point(spec: Payload) -> Payload:
     """Run one point in a scratch folder and return its result and files.
 
@@ -97,7 +100,8 @@ def run_point(spec: Payload) -> Payload:
     """
     start = time.perf_counter()
     result = PointResult(spec["index"], spec["label"], spec["overrides"], "", PointStatus.FAILED)
-    scratch = Path(tempfile.mkdtemp(prefix="warpsdf-point-"))
+    remove_dead_stages(tempfile.gettempdir(), POINT_SCRATCH)  # of killed points
+    scratch = owned_temp_dir(tempfile.gettempdir(), POINT_SCRATCH)
     run = RunFolder(scratch / "run")
     files: dict[str, bytes] = {}
     try:
