@@ -456,6 +456,33 @@ def test_deep_nesting_is_one_line(tmp_path):
     assert_user_error(cli("validate", tmp_path / "int.toml"), "int.toml", "syntax")
 
 
+def test_very_long_dotted_keys_are_refused_at_once(tmp_path):
+    """Dotted keys of hundreds of thousands of parts (headers, key/value lines,
+    inline tables, --set values): tomllib would take minutes to hours; they are
+    refused up front with the nesting line. Dotted text that is no key (strings,
+    float arrays) and keys up to the limit still read."""
+    from warpsdf.scene import parse_override
+
+    rng = random.Random(SEED + 12)
+    for _ in range(8):
+        n = rng.choice([MAX_NESTING + 1, rng.randint(1000, 400_000)])
+        part = rng.choice(["t", '"q.t"', "'l'", "k_9-x"])
+        chain = rng.choice([".", " . ", "\t.\t"]).join([part] * n)
+        text = rng.choice([f"[{chain}]\nx = 1\n", f"[[{chain}]]\n", f"{chain} = 1\n",
+                           f"a = {{ b = 1, {chain} = 2 }}\n"])  # fmt: skip
+        (tmp_path / "deep.toml").write_text(text)
+        with pytest.raises(WarpsdfError, match="nested"):  # (unchecked: hours in tomllib)
+            read_toml(tmp_path / "deep.toml", "scene file")
+        with pytest.raises(WarpsdfError, match="nested"):
+            parse_override(f"x={{ {chain} = 1 }}")
+    long_strings = 'name = "' + "a." * 200_000 + '"\nv = [' + ", ".join(["1.5"] * 50_000) + "]\n"
+    (tmp_path / "long.toml").write_text(long_strings)
+    assert len(read_toml(tmp_path / "long.toml", "scene file")["v"]) == 50_000
+    ok = ".".join(["t"] * (MAX_NESTING - 1))
+    (tmp_path / "ok.toml").write_text(f"{ok} = 1\n")
+    assert read_toml(tmp_path / "ok.toml", "scene file")["t"]["t"]
+
+
 # ---------------------------------------------------------------------------
 # 10. leftovers
 # ---------------------------------------------------------------------------

@@ -134,6 +134,37 @@ def _too_deep(path: str | Path, fmt: str) -> str:
     return f"{shown(path)}: {fmt} nested more than {MAX_NESTING} levels deep"
 
 
+# A dotted TOML key of more than MAX_NESTING parts, where a key stands: at a line
+# start (after ``[`` or ``[[`` for a header) or after ``{`` or ``,`` (inline
+# tables). Each part is a bare, basic-string or literal-string key; possessive
+# quantifiers keep the scan linear. tomllib takes quadratic time on such keys
+# (a 16 MiB file of one would parse for hours); its nesting is refused anyway.
+_KEY_PART = r"""(?:[A-Za-z0-9_-]++|"(?:[^"\\\n]|\\.)*+"|'[^'\n]*+')"""
+_DEEP_KEY = re.compile(
+    r"(?m)(?:^|[{,])[ \t]*\[{0,2}[ \t]*"
+    rf"(?:{_KEY_PART}[ \t]*+\.[ \t]*+){{{MAX_NESTING},}}+{_KEY_PART}[ \t]*[=\]]"
+)
+
+
+def loads_toml(text: str) -> dict[str, Any]:
+    """``tomllib.loads`` that refuses nesting deeper than ``MAX_NESTING`` as
+    :class:`TomlTooDeep` (before parsing where the keys show it, so a hostile
+    file fails at once), and raises ``tomllib.TOMLDecodeError`` otherwise."""
+    if _DEEP_KEY.search(text):
+        raise TomlTooDeep
+    try:
+        data = tomllib.loads(text)
+    except RecursionError:
+        raise TomlTooDeep from None
+    if _nesting_problem(data):
+        raise TomlTooDeep
+    return data
+
+
+class TomlTooDeep(Exception):
+    """TOML nested deeper than ``MAX_NESTING`` (see :func:`loads_toml`)."""
+
+
 def _parse(
     path: str | Path,
     what: str,
@@ -150,7 +181,7 @@ def _parse(
         data = loads(text)
     except ValueError as err:  # a decode error, or an integer of more than 4300 digits
         raise error(f"{shown(path)}: {syntax(err)}") from None
-    except RecursionError:
+    except (RecursionError, TomlTooDeep):
         raise error(_too_deep(path, fmt)) from None
     if _nesting_problem(data):
         raise error(_too_deep(path, fmt))
@@ -162,7 +193,7 @@ def read_toml(
 ) -> dict[str, Any]:
     """The parsed TOML of ``path``; a syntax error is ``{path}: TOML syntax
     error: ...`` (see :func:`_parse`)."""
-    return _parse(path, what, error, tomllib.loads, "TOML", lambda e: f"TOML syntax error: {e}")
+    return _parse(path, what, error, loads_toml, "TOML", lambda e: f"TOML syntax error: {e}")
 
 
 def read_json(path: str | Path, what: str, error: type[WarpsdfError] = InputFileError) -> Any:
