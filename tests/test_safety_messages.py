@@ -539,3 +539,47 @@ def test_ctrl_c_early_is_one_line_and_130(delay, tmp_path):
     # before the fit's own handler: one line on stderr; after it: the fit's
     # own "interrupted after iteration N" on stdout
     assert lines == ["interrupted"] or (lines == [] and "interrupted" in out), (out, err)
+
+
+def test_obj_meshes_that_are_not_utf8_read_without_optional_codecs(tmp_path, monkeypatch):
+    """OBJ text in another encoding (comments, group and material names in
+    Latin-1 or stray bytes) reads the same as its clean twin, with no optional
+    codec package; a missing optional package trimesh wants is named in one
+    line with how to install it."""
+    import builtins
+
+    import trimesh
+
+    from warpsdf.errors import InputFileError
+    from warpsdf.targets.mesh import load_mesh_arrays
+
+    real_import = builtins.__import__
+
+    def no_codecs(name, *args, **kwargs):
+        if name.split(".")[0] in ("charset_normalizer", "chardet"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_codecs)
+    rng = random.Random(21)
+    for trial in range(6):
+        corners = [(rng.uniform(-1, 1), rng.uniform(-1, 1), rng.uniform(-1, 1)) for _ in range(4)]
+        body = "".join(f"v {x:.4f} {y:.4f} {z:.4f}\n" for x, y, z in corners)
+        body += "f 1 2 3\nf 1 3 4\n"
+        clean = tmp_path / f"clean{trial}.obj"
+        clean.write_bytes(body.encode())
+        noise = bytes(rng.randrange(0x80, 0x100) for _ in range(rng.randint(1, 12)))
+        odd = tmp_path / f"odd{trial}.obj"
+        odd.write_bytes(b"# " + noise + b"\ng caf\xe9\n" + body.encode() + b"# \xff\xfe\n")
+        want, got = load_mesh_arrays(clean), load_mesh_arrays(odd)
+        np.testing.assert_array_equal(want[0], got[0])
+        np.testing.assert_array_equal(want[1], got[1])
+
+    def needs_a_package(*args, **kwargs):
+        raise ModuleNotFoundError("No module named 'some_codec'", name="some_codec")
+
+    monkeypatch.setattr(trimesh, "load", needs_a_package)
+    with pytest.raises(InputFileError) as err:
+        load_mesh_arrays(tmp_path / "clean0.obj")
+    assert str(err.value).count("\n") == 0 and "pip install some_codec" in str(err.value)
+    assert "clean0.obj" in str(err.value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -104,8 +105,26 @@ def load_mesh_arrays(
         raise InputFileError(f"{path}: mesh file not found")
     if path.stat().st_size == 0:
         raise InputFileError(f"{path}: mesh file is empty")
+    source: Path | io.BytesIO = path
+    if path.suffix.lower() == ".obj":
+        # OBJ is text: bytes that are not UTF-8 (a comment in Latin-1, say) are
+        # read as Latin-1 here, where trimesh would need charset_normalizer
+        try:
+            data = path.read_bytes()  # a regular file (checked above)
+        except OSError as err:
+            raise InputFileError(f"{path}: cannot read mesh ({err.strerror or err})") from None
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            source = io.BytesIO(data.decode("latin-1").encode("utf-8"))
     try:
-        loaded = trimesh.load(path, force="mesh", process=False)
+        loaded = trimesh.load(source, file_type="obj" if source is not path else None,
+                              force="mesh", process=False)  # fmt: skip
+    except ModuleNotFoundError as err:
+        raise InputFileError(
+            f"{path}: cannot read mesh: trimesh needs the optional package {err.name!r} "
+            f"for this file (pip install {err.name})"
+        ) from None
     except Exception as err:  # trimesh raises many types for bad files
         raise InputFileError(f"{path}: cannot read mesh ({err})") from None
     vertices = np.asarray(getattr(loaded, "vertices", np.zeros((0, 3))), np.float64)
