@@ -102,7 +102,10 @@ def fit(
     state = {"stop": False, "first": None, "outputs": False}
 
     def on_sigint(signum, frame):
-        if state["stop"] or state["outputs"]:  # a second press, or while writing outputs
+        # at once: before the first step is done (kernels may be compiling for a
+        # minute; there is nothing new to save), on a second press, or while the
+        # outputs are written; else the fit stops after its chunk and saves
+        if state["first"] is None or state["stop"] or state["outputs"]:
             raise KeyboardInterrupt
         state["stop"] = True
 
@@ -147,6 +150,10 @@ def fit(
                     on_outputs=on_outputs,
                 )  # fmt: skip
     except KeyboardInterrupt:
+        if state["first"] is None:
+            before = "the run folder is as it was" if resume else "nothing was saved"
+            console.print(f"\n[yellow]interrupted[/] before the first step ended; {before}")
+            raise typer.Exit(130) from None
         if not state["outputs"]:
             raise
         console.print(
@@ -178,6 +185,8 @@ def fit(
         )
         raise typer.Exit(1)
     console.print(f"[green]done[/] {result.iteration} iterations -> {q(run_dir)}  {q(summary)}")
+    if result.warning:
+        console.print(f"[yellow]warning[/]: {q(result.warning)}")
 
 
 @app.command()

@@ -118,8 +118,8 @@ def targets(
 
     from warpsdf.device import resolve_device
     from warpsdf.io.files import staged_dir
-    from warpsdf.scene import load_scene
-    from warpsdf.targets import target_views, write_image_views
+    from warpsdf.scene import TargetKind, load_scene
+    from warpsdf.targets import load_image_views, target_views, write_image_views
 
     resolved = load_scene(scene, sets or [])
     dev = resolve_device(device)
@@ -127,8 +127,11 @@ def targets(
     # refuses before any work: a non-empty folder without --force, and even with
     # it a folder warpsdf did not make, the current folder or the scene's folder
     with staged_dir(out, force=force, keep=[scene]) as stage:
-        with wp.ScopedDevice(dev):
-            views = target_views(resolved, dev)
+        if resolved.target.kind is TargetKind.IMAGES:  # every view, held-out ones too
+            views = load_image_views(resolved.target.path)
+        else:
+            with wp.ScopedDevice(dev):
+                views = target_views(resolved, dev)
         write_image_views(views, stage)
     cam = views[0].camera
     console.print(

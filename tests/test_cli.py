@@ -318,8 +318,8 @@ def test_render_with_cameras_file(tmp_path):
         "cpu",
     )
     assert result.exit_code == 0, result.stderr
-    files = sorted(out.glob("render_*.png"))
-    assert len(files) == 3
+    files = sorted(out.glob("*.png"))  # named after the views: view_NNN (warpsdf targets)
+    assert [f.name for f in files] == [f"view_{i:03d}.png" for i in range(3)]
     for i, f in enumerate(files):
         expected = read_png(tmp_path / "views" / f"mask_{i:03d}.png") > 127
         assert np.array_equal(read_png(f)[..., 0] > 127, expected)

@@ -34,8 +34,9 @@ from tests.helpers import TINY, WARPSDF_COMMAND
 from warpsdf.errors import InputFileError, OutputError, WarpsdfError
 from warpsdf.fit import fit, prepare_run_folder
 from warpsdf.io import files
-from warpsdf.io.files import name_problem, read_json, read_text, read_toml, staged_dir
+from warpsdf.io.files import name_problem, staged_dir
 from warpsdf.io.layout import MARKER, RunFolder
+from warpsdf.io.reading import read_json, read_text, read_toml
 from warpsdf.limits import MAX_NAME_CHARS, MAX_NESTING, MAX_TEXT_BYTES
 from warpsdf.scene import load_scene
 from warpsdf.sweep.plan import SweepPoint

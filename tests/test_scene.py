@@ -443,6 +443,37 @@ def test_only_listed_modes_are_fitted_and_weighed(tmp_path, seed):
         assert_problem(scene_error(bad), bad, f"supervision.weights.{other}", "not a supervised")
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_image_target_keeps_only_the_camera_keys_it_uses(tmp_path, seed):
+    """kind = images takes its cameras from target.path: whatever else
+    [cameras] says is reset to the defaults, the resolved TOML says so in a
+    comment and reads back to the same scene."""
+    from tests.helpers import write_small_image_folder
+
+    rng = np.random.default_rng(seed)
+    cameras_json = write_small_image_folder(tmp_path / "views")
+    given = {
+        "layout": '"orbit"', "count": "5", "distance": "3.5", "fov_deg": "30.0",
+        "resolution": "[40, 30]", "azimuth_deg": "12.0", "jitter": "0.02", "up": "[0.0, 0.0, 1.0]",
+    }  # fmt: skip
+    keys = [k for k in given if rng.random() < 0.6] or ["jitter"]
+    text = f'[target]\nkind = "images"\npath = "{cameras_json.name}"\n[cameras]\n'
+    text += "".join(f"{k} = {given[k]}\n" for k in keys)
+    scene = load_scene(write(tmp_path / "views" / "s.toml", text))
+    default = CamerasConfig()
+    for field in dataclasses.fields(CamerasConfig):
+        value = getattr(scene.cameras, field.name)
+        if field.name in ("jitter", "up") and field.name in keys:
+            assert value != getattr(default, field.name)
+        else:
+            assert value == getattr(default, field.name), field.name
+    resolved = scene.to_toml()
+    section = resolved.split("[cameras]\n", 1)[1]
+    assert section.startswith("# target.kind = images: the cameras come from target.path")
+    again = write(tmp_path / "views" / "again.toml", resolved)
+    assert dataclasses.replace(load_scene(again), source=scene.source) == scene
+
+
 def test_every_problem_is_reported_at_once(tmp_path):
     path = write(tmp_path / "s.toml", MINIMAL + '[optim]\nlr = "x"\niterations = 0\nlrr = 1\n')
     err = scene_error(path)

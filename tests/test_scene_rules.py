@@ -148,7 +148,7 @@ def test_cameras_json_follows_the_fov_rule(fov, tmp_path):
     path = tmp_path / "cameras.json"
     path.write_text(json.dumps({"cameras": [entry | {"fov_deg": fov}]}))
     if key_problem("cameras.fov_deg", fov) is None:
-        assert read_cameras(path)[0][0].fov_deg == fov
+        assert read_cameras(path)[0].camera.fov_deg == fov
     else:
         with pytest.raises(InputFileError, match=r"cameras\[0\]\.fov_deg") as err:
             read_cameras(path)

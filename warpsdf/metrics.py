@@ -32,6 +32,12 @@ def trace_views(source, cameras: list[Camera], config: MarchConfig) -> list[dict
     ]
 
 
+def mean_iou(pred: list[dict[str, np.ndarray]], views: list[TargetView]) -> float:
+    """The mean mask IoU of traced views (:func:`trace_views`) against the
+    target views' masks, view by view."""
+    return float(np.mean([mask_iou(p["mask"], v.mask) for p, v in zip(pred, views, strict=True)]))
+
+
 def xyz_errors(pred: dict[str, np.ndarray], view: TargetView) -> tuple[np.ndarray, np.ndarray]:
     """Where prediction and target both see the surface (H, W), and the distance
     there between the predicted point (clipped to [-1, 1], as XYZ images are) and
@@ -66,12 +72,15 @@ def chamfer_distance(a: np.ndarray, b: np.ndarray, max_points: int = 3000, seed:
 def fit_metrics(
     field, scene: Scene, cameras: list[Camera], views: list[TargetView], target=None
 ) -> dict[str, float | None]:
-    """train IoU (every training view, no camera shake), held-out IoU and Chamfer
-    (when the target can be rendered), and the mean XYZ error (world units) on
-    pixels both prediction and target see."""
+    """train IoU (every training view, no camera shake), held-out IoU, Chamfer
+    and the mean XYZ error (world units) on pixels both prediction and target
+    see. The held-out IoU is on ``output.heldout_views`` unseen views of a
+    renderable target, or on the views of an image folder that
+    ``target.heldout`` kept out of training (each from its own camera, at its
+    own size); None when there are none. Chamfer needs the target's surface:
+    None for an image folder."""
     pred = trace_views(field, cameras, scene.march)
-    ious = [mask_iou(p["mask"], v.mask) for p, v in zip(pred, views, strict=True)]
-    metrics: dict[str, float | None] = {"train_iou": float(np.mean(ious))}
+    metrics: dict[str, float | None] = {"train_iou": mean_iou(pred, views)}
     errors = []
     for p, v in zip(pred, views, strict=True):
         if v.xyz is None:
@@ -82,6 +91,9 @@ def fit_metrics(
     metrics["xyz_error"] = float(np.concatenate(errors).mean()) if errors else None
     metrics["heldout_iou"] = None
     metrics["chamfer"] = None
+    if target is not None and not target.renderable and target.heldout:
+        held = [v.camera for v in target.heldout]
+        metrics["heldout_iou"] = mean_iou(trace_views(field, held, scene.march), target.heldout)
     if target is not None and target.renderable:
         count = scene.output.heldout_views
         if count > 0:

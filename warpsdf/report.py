@@ -19,8 +19,9 @@ from typing import Any, TypeVar
 
 from warpsdf.errors import InputFileError, OutputError
 from warpsdf.fit import RunStatus
-from warpsdf.io.files import atomic_file, check_new_file, read_json, read_text, read_toml
+from warpsdf.io.files import atomic_file, check_new_file
 from warpsdf.io.layout import RunFolder, SweepFolder
+from warpsdf.io.reading import read_json, read_text, read_toml
 from warpsdf.sweep.summary import SUMMARY_METRICS, PointStatus, SweepSummary
 
 _MIME = {".png": "image/png", ".gif": "image/gif", ".jpg": "image/jpeg"}
@@ -118,7 +119,7 @@ def _metrics_table(metrics: dict[str, Any], path: Path) -> str:
         + (_status(_parse_status(RunStatus, v, path)) if k == "status" else _e(_fmt(v)))
         + "</td></tr>"
         for k, v in metrics.items()
-        if k != "reason" or v
+        if k not in ("reason", "warning") or v
     )
     return f'<table class="metrics"><tr><th>metric</th><th>value</th></tr>{rows}</table>'
 

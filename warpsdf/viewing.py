@@ -90,8 +90,9 @@ def _check_suffix(out: Path, allowed: tuple[str, ...], what: str) -> None:
 
 
 def save_image(out: str | Path, image: np.ndarray, mode: RenderMode) -> None:
-    """.png: 8-bit display image; .npy: the raw values (mask bool, depth with
-    inf for misses, colours as float32 in [0, 1])."""
+    """.png: 8-bit display image; .npy: the raw values (mask bool, depth in world
+    units with inf for misses, xyz world-space hit points with NaN for misses,
+    colours as float32 in [0, 1])."""
     out = Path(out)
     _check_suffix(out, STILL_SUFFIXES, "an image")
     if out.suffix.lower() == ".npy":
@@ -128,12 +129,13 @@ def render_cameras_to_folder(
     source, scene: Scene, cameras_json: Path, request: ViewRequest, mode: RenderMode,
     out: Path, force: bool = False,
 ) -> int:  # fmt: skip
-    """One PNG per camera of a cameras.json (:class:`RenderFolder`), written
-    atomically as a folder."""
-    cams = [_apply_lens(cam, request) for cam, _ in read_cameras(cameras_json)]
+    """One PNG per camera of a cameras.json, in its order, named after the
+    camera's view (``NAME.png``, :class:`RenderFolder`), written atomically as
+    a folder."""
+    entries = read_cameras(cameras_json)
     keep = [cameras_json, scene.source] if scene.source else [cameras_json]
     with staged_dir(out, force=force, keep=keep) as stage:  # refuses before any work
-        for i, cam in enumerate(cams):
-            image = render(source, cam, mode, scene.march)
-            save_image(RenderFolder(stage).image(i), image, mode)
-    return len(cams)
+        for entry in entries:
+            image = render(source, _apply_lens(entry.camera, request), mode, scene.march)
+            save_image(RenderFolder(stage).image(entry.name), image, mode)
+    return len(entries)

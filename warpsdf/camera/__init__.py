@@ -7,7 +7,12 @@ Every other module gets a camera or a ray from here; nothing else restates
 the pixel-to-ray formula.
 """
 
-from warpsdf.camera.cameras_json import read_cameras
+from warpsdf.camera.cameras_json import (
+    CameraEntry,
+    default_view_name,
+    heldout_indices,
+    read_cameras,
+)
 from warpsdf.camera.core import Camera, camera_angles, camera_from_angles, eye_from_angles, rays_for
 from warpsdf.camera.layouts import (
     HELDOUT_TURN_DEG,
@@ -28,13 +33,16 @@ __all__ = [
     "SHOWCASE_ELEVATION_DEG",
     "SHOWCASE_TURNS_DEG",
     "Camera",
+    "CameraEntry",
     "camera_angles",
     "camera_from_angles",
     "cameras_from_config",
+    "default_view_name",
     "eye_from_angles",
     "fibonacci_cameras",
     "fibonacci_directions",
     "heldout_cameras",
+    "heldout_indices",
     "jitter_cameras",
     "orbit_cameras",
     "rays_for",

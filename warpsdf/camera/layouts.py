@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from warpsdf.camera.cameras_json import read_cameras
+from warpsdf.camera.cameras_json import heldout_indices, read_cameras
 from warpsdf.camera.core import Camera, camera_angles, camera_from_angles
 from warpsdf.io.layout import RunFolder
 from warpsdf.sampling import random_in_ball
@@ -148,10 +148,13 @@ def showcase_cameras(like: Camera, scale: int = 1) -> dict[str, Camera]:
 
 def training_cameras(scene: Scene) -> list[Camera]:
     """The cameras a scene trains on: from the image folder's cameras.json
-    (``target.kind = images``), from ``cameras.file`` (``layout = file``), or
+    (``target.kind = images``; less the views ``target.heldout`` holds out,
+    :func:`heldout_indices`), from ``cameras.file`` (``layout = file``), or
     from the ``[cameras]`` layout."""
     if scene.target.kind is TargetKind.IMAGES:
-        return [cam for cam, _ in read_cameras(scene.target.path)]
+        entries = read_cameras(scene.target.path)
+        held = set(heldout_indices(scene, [e.name for e in entries]))
+        return [e.camera for i, e in enumerate(entries) if i not in held]
     if scene.cameras.layout is CameraLayout.FILE:
-        return [cam for cam, _ in read_cameras(scene.cameras.file)]
+        return [e.camera for e in read_cameras(scene.cameras.file)]
     return cameras_from_config(scene.cameras)

@@ -43,42 +43,36 @@ class DivergedError(RuntimeError):
 # last loss is more than this many times its first: the field flew away from
 # the target (no normal fit ends orders of magnitude worse than its start).
 LOST_LOSS_FACTOR = 100.0
-# a fit whose train IoU ends below this and below its first step's IoU made the
-# field worse than where it started: its result is not a fit of the target.
-LOST_IOU = 0.5
 
 
-def lost_reason(
-    losses: list[float], ious: list[float] | None = None, train_iou: float | None = None
-) -> str:
+def lost_reason(losses: list[float], train_iou: float | None = None) -> str:
     """Why a fit that finished without a non-finite number is nevertheless lost,
-    or ``""``. ``losses`` and ``ious``: every step's loss and mask IoU (on its
-    rays), in order; ``train_iou``: the fitted field's IoU on every training ray
-    (the last step's IoU stands in without it). Lost when:
-
-    - the last loss is above ``LOST_LOSS_FACTOR`` x the first: the field flew away;
-    - the field shows none of the target in the training views (IoU 0; the
-      fitter refuses targets that cover no pixel);
-    - the IoU ends below ``LOST_IOU`` and below the first step's: the fit made
-      its start worse (too high a learning rate thrashes this way)."""
+    or ``""``: its last loss is above ``LOST_LOSS_FACTOR`` x its first (``losses``:
+    every step's loss, in order), or its field shows none of the target in the
+    training views (``train_iou`` 0; the fitter refuses targets that cover no
+    pixel)."""
     if len(losses) >= 2 and losses[0] > 0 and losses[-1] > LOST_LOSS_FACTOR * losses[0]:
         return (
             f"the loss rose from {losses[0]:.4g} to {losses[-1]:.4g} (over "
             f"{LOST_LOSS_FACTOR:g} x its first value): the field flew away from the target"
         )
-    ious = ious or []
-    end = train_iou if train_iou is not None else (ious[-1] if ious else None)
-    if end is None:
-        return ""
-    if end <= 0.0:
+    if train_iou is not None and train_iou <= 0.0:
         return "the fitted field shows none of the target (train IoU 0)"
-    measured_after_start = train_iou is not None or len(ious) >= 2
-    if ious and measured_after_start and end < min(ious[0], LOST_IOU):
-        return (
-            f"the train IoU ended at {end:.3g}, below its start ({ious[0]:.3g}): the fit "
-            "made the field worse (is the learning rate too high?)"
-        )
     return ""
+
+
+def progress_warning(ious: list[float], train_iou: float | None) -> str:
+    """A warning, or ``""``, for a fit that ended no better than it started: its
+    ``train_iou`` (every training ray) is at most the first step's mask IoU
+    (``ious``: every step's IoU on its rays). Not a status: a short or noisy
+    fit can dip below its start, but the user should know (too high a learning
+    rate thrashes this way)."""
+    if train_iou is None or not ious or train_iou > ious[0]:
+        return ""
+    return (
+        f"the train IoU ended at {train_iou:.3g}, no better than at the first step "
+        f"({ious[0]:.3g}); is the learning rate too high, or the fit too short?"
+    )
 
 
 def describe(problem: Problem, loss: float, halt: int, kept: int) -> str:

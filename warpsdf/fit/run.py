@@ -26,7 +26,7 @@ from warpsdf.export import extract_mesh, write_mesh
 from warpsdf.fields.base import Field
 from warpsdf.fields.factory import field_from_params
 from warpsdf.fit.fitter import Fitter
-from warpsdf.fit.guard import DivergedError, lost_reason
+from warpsdf.fit.guard import DivergedError, lost_reason, progress_warning
 from warpsdf.fit.history import StepRecord
 from warpsdf.fit.outputs import RunRecorder, read_checkpoint
 from warpsdf.io.files import (
@@ -65,6 +65,7 @@ class FitResult:
     metrics: dict = field(default_factory=dict)
     reason: str = ""
     field: Field | None = None
+    warning: str = ""  # a finished fit that ended no better than it started (fit.guard)
 
 
 def load_run(run_dir: str | Path, device=None) -> tuple[Scene, Field]:
@@ -258,9 +259,11 @@ def _fit(
         if outputs:
             metrics = fit_metrics(fitter.field, scene, fitter.cameras, fitter.views, fitter.target)
         losses, ious = [row["loss"] for row in run.rows], [row["iou"] for row in run.rows]
-        why = lost_reason(losses, ious, metrics.get("train_iou"))
-        if status is RunStatus.FINISHED and why:
+        if status is RunStatus.FINISHED and (why := lost_reason(losses, metrics.get("train_iou"))):
             status, reason = RunStatus.LOST, why
+        warning = ""
+        if status is RunStatus.FINISHED:
+            warning = progress_warning(ious, metrics.get("train_iou"))
         if write_outputs:
             title = f"{scene.name}: loss terms and mask MSE"
             loss_plot(run.rows, folder.loss_plot, title=title)
@@ -270,6 +273,7 @@ def _fit(
                 metrics.update(
                     status=status.value,
                     reason=reason,
+                    warning=warning,
                     iterations=fitter.iteration,
                     final_loss=last.get("loss"),
                     seconds=round(time.perf_counter() - start, 3),
@@ -280,7 +284,7 @@ def _fit(
                 res = scene.output.mesh_resolution
                 vertices, faces = extract_mesh(fitter.field, res, scene.march.bound_radius)
                 write_mesh(folder.mesh, vertices, faces)
-    return FitResult(folder.path, status, fitter.iteration, metrics, reason, fitter.field)
+    return FitResult(folder.path, status, fitter.iteration, metrics, reason, fitter.field, warning)
 
 
 def check_resumable(folder: RunFolder, scene: Scene) -> None:

@@ -35,6 +35,7 @@ from warpsdf.fields.base import FD_GRADIENT_STEP, TETRAHEDRON
 from warpsdf.sampling import random_in_ball
 from warpsdf.scene import Scene, SupervisionMode
 from warpsdf.targets import TargetView
+from warpsdf.targets.views import missing_image
 
 # Depth target of rays without a surface: finite, so the kernels never see inf.
 NO_DEPTH = 1e6
@@ -64,15 +65,13 @@ class FlatTargets:
 
 
 def flatten_targets(views: list[TargetView], modes: set[SupervisionMode]) -> FlatTargets:
-    """Check that every view has what the supervision needs and flatten them."""
+    """Check that every view has what the supervision needs
+    (:func:`missing_image`: the message names the view's cameras.json entry)
+    and flatten them."""
     masks, xyzs, depths = [], [], []
     for i, v in enumerate(views):
-        if v.mask is None:
-            raise WarpsdfError(f"target view {i} has no mask (silhouette): it cannot be fitted")
-        if SupervisionMode.XYZ in modes and v.xyz is None:
-            raise WarpsdfError(f"supervision.mode has xyz but target view {i} has no xyz image")
-        if SupervisionMode.DEPTH in modes and v.depth is None:
-            raise WarpsdfError(f"supervision.mode has depth but target view {i} has no depth")
+        if missing := missing_image(v, i, modes):
+            raise WarpsdfError(missing[1])
         n = v.camera.num_rays
         masks.append(v.mask.reshape(n).astype(np.float32))
         xyzs.append(

@@ -159,11 +159,15 @@ class ImageFolder(_Folder):
 
 
 class RenderFolder(_Folder):
-    """One render per camera of a cameras.json (``warpsdf render --cameras``)."""
+    """One render per camera of a cameras.json (``warpsdf render --cameras``),
+    each named after its view: ``NAME.png`` (view names are plain file names,
+    unique in their cameras.json: :mod:`warpsdf.camera.cameras_json`)."""
 
-    @staticmethod
-    def image_name(index: int) -> str:
-        return f"render_{index:03d}.png"
+    SUFFIX = ".png"
 
-    def image(self, index: int) -> Path:
-        return self.path / self.image_name(index)
+    @classmethod
+    def image_name(cls, view_name: str) -> str:
+        return f"{view_name}{cls.SUFFIX}"
+
+    def image(self, view_name: str) -> Path:
+        return self.path / self.image_name(view_name)

@@ -292,6 +292,12 @@ def _target_problems(scene: Scene, problems: _Problems) -> None:
             fail("target.path", f"cameras.json not found: {t.path}")
     if t.kind is not TargetKind.SHAPES and (t.shapes or t.preset is not None):
         fail("target.shapes", f"shapes and preset only apply to kind = shapes, not {t.kind.value}")
+    if t.kind is not TargetKind.IMAGES and t.heldout:
+        fail(
+            "target.heldout",
+            f"only applies to kind = images, not {t.kind.value} (a {t.kind.value} target "
+            "is judged on output.heldout_views unseen views)",
+        )
 
 
 def _camera_problems(scene: Scene, problems: _Problems) -> None:

@@ -20,10 +20,18 @@ from pathlib import Path
 from typing import Any
 
 from warpsdf.errors import SceneError
-from warpsdf.io.files import read_toml
+from warpsdf.io.reading import TomlTooDeep, loads_toml, read_toml
+from warpsdf.limits import MAX_NESTING
 from warpsdf.scene.checks import check_problem, cross_checks
 from warpsdf.scene.keys import suggest
-from warpsdf.scene.schema import ModelInit, ModelKind, Scene
+from warpsdf.scene.schema import (
+    IMAGE_CAMERA_KEYS,
+    CamerasConfig,
+    ModelInit,
+    ModelKind,
+    Scene,
+    TargetKind,
+)
 
 
 def load_scene(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Scene:
@@ -75,9 +83,13 @@ def parse_override(item: str) -> tuple[list[str | int], Any]:
         parts.append(m.group(1))
         parts.extend(int(i) for i in re.findall(r"\[(\d+)\]", m.group(2)))
     try:
-        parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+        parsed = loads_toml(f"v = {value.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         parsed = value.strip()
+    except TomlTooDeep:
+        raise SceneError(
+            f"--set {key}=...: the value is nested more than {MAX_NESTING} levels deep"
+        ) from None
     return parts, parsed
 
 
@@ -158,6 +170,12 @@ class _Builder:
         origin = typing.get_origin(tp)
         if origin in (typing.Union, types.UnionType):
             args = [a for a in typing.get_args(tp) if a is not type(None)]
+            if len(args) > 1 and all(a in (str, int) for a in args):  # target.heldout
+                fits = [a for a in args if type(value) is a]  # a boolean is no int
+                if not fits:
+                    self.fail(where, f"expected a string or an integer, got {_describe(value)}")
+                    return _BAD
+                return self.convert(value, fits[0], where, meta)
             return self.convert(value, args[0], where, meta)
         if dataclasses.is_dataclass(tp):
             built = self.build(tp, value, where)
@@ -273,6 +291,9 @@ def _resolve_defaults(scene: Scene, source: Path) -> Scene:
     if model.init is None:
         init = ModelInit.SPHERE if model.kind is ModelKind.MLP else ModelInit.GRID
         model = dataclasses.replace(model, init=init)
+    cameras = scene.cameras
+    if scene.target.kind is TargetKind.IMAGES:  # the cameras come from target.path
+        cameras = CamerasConfig(**{k: getattr(cameras, k) for k in IMAGE_CAMERA_KEYS})
     weights = {m.value: 1.0 for m in scene.supervision.mode}  # only the listed terms
     weights.update(scene.supervision.weights)
     supervision = dataclasses.replace(scene.supervision, weights=weights)
@@ -280,5 +301,5 @@ def _resolve_defaults(scene: Scene, source: Path) -> Scene:
     if not output.dir:
         output = dataclasses.replace(output, dir=str(Path("runs") / name))
     return dataclasses.replace(
-        scene, name=name, model=model, supervision=supervision, output=output
+        scene, name=name, cameras=cameras, model=model, supervision=supervision, output=output
     )

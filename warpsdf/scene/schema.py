@@ -199,11 +199,22 @@ class TargetConfig:
     normalize_fill: float = _opt(
         0.9, "kind = mesh: farthest vertex lands at this fraction of bound_radius", "(0, 1]"
     )
+    heldout: tuple[str | int, ...] = _opt(
+        (),
+        "kind = images: views of the cameras.json kept out of training, by name or "
+        "0-based index; metrics.json's heldout_iou is the fit's mask IoU on them",
+    )
+
+
+# The [cameras] keys an image target uses (camera shake, and the up direction of
+# views rendered around its first camera); the loader resets the others.
+IMAGE_CAMERA_KEYS = ("jitter", "up")
 
 
 @dataclass(frozen=True)
 class CamerasConfig:
-    """Where the training views are (DESIGN §2). Ignored for kind = images."""
+    """Where the training views are (DESIGN §2). For kind = images only
+    IMAGE_CAMERA_KEYS apply (the views come from target.path)."""
 
     layout: CameraLayout = _opt(CameraLayout.SINGLE, _choices(CameraLayout))
     file: str | None = _opt(
@@ -344,7 +355,13 @@ class Scene:
 
     def to_toml(self) -> str:
         """The resolved scene as TOML text (what ``warpsdf validate`` prints)."""
-        return dumps_toml(self.to_dict())
+        notes = {}
+        if self.target.kind is TargetKind.IMAGES:
+            notes["cameras"] = (
+                "target.kind = images: the cameras come from target.path; of this "
+                f"section only {' and '.join(IMAGE_CAMERA_KEYS)} apply"
+            )
+        return dumps_toml(self.to_dict(), notes)
 
     def replace(self, **changes: Any) -> Scene:
         """A copy with some sections or keys replaced (no checks run)."""

@@ -92,14 +92,17 @@ def table_list_lines(key: str, value: list[dict[str, Any]]) -> list[str]:
     return [f"{key} = [", *(f"    {toml_value(v)}," for v in value), "]"]
 
 
-def dumps_toml(data: dict[str, Any]) -> str:
+def dumps_toml(data: dict[str, Any], notes: dict[str, str] | None = None) -> str:
     """Write scene-shaped data (top-level scalars, then one table per section) as
-    TOML. Lists of tables (shapes) are written one inline table per line."""
+    TOML. Lists of tables (shapes) are written one inline table per line.
+    ``notes``: a one-line comment written under a section's header."""
     lines = [f"{toml_key(k)} = {toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
     for section, table in data.items():
         if not isinstance(table, dict):
             continue
         lines += ["", f"[{toml_key(section)}]"]
+        if notes and section in notes:
+            lines.append("# " + " ".join(notes[section].splitlines()))
         for key, value in table.items():
             if is_table_list(value):
                 lines += table_list_lines(toml_key(key), value)

@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from warpsdf.errors import SceneError
-from warpsdf.io.files import name_problem, read_toml
+from warpsdf.io.files import name_problem
 from warpsdf.io.layout import RunFolder, SweepFolder
+from warpsdf.io.reading import read_toml
 from warpsdf.limits import MAX_NAME_CHARS
 from warpsdf.scene import Scene, load_scene, suggest, toml_value
 

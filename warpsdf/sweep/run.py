@@ -109,7 +109,8 @@ def run_point(spec: Payload) -> Payload:
         result.device = device
         scene = scene_from_dict(tomllib.loads(spec["scene_toml"]), source=run.scene)
         outcome = fit(scene, run.path, device=device, force=True)
-        result.metrics = {k: v for k, v in outcome.metrics.items() if k not in ("status", "reason")}
+        words = ("status", "reason", "warning")
+        result.metrics = {k: v for k, v in outcome.metrics.items() if k not in words}
         result.reason = outcome.reason
         losses = read_losses(run)
         criteria = Criteria(**spec["criteria"])

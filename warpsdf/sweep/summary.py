@@ -21,9 +21,10 @@ from typing import Any
 
 from warpsdf.errors import WarpsdfError
 from warpsdf.fit import RunStatus
-from warpsdf.io.files import atomic_file, json_text, read_json, staged_dir, write_json
+from warpsdf.io.files import atomic_file, json_text, staged_dir, write_json
 from warpsdf.io.layout import RunFolder
 from warpsdf.io.plots import Curve, Tile, contact_sheet, loss_curves
+from warpsdf.io.reading import read_json
 from warpsdf.scene import load_scene
 from warpsdf.sweep.plan import Criteria, Sweep, SweepPoint, point_scene
 

@@ -3,7 +3,7 @@ per-camera :class:`TargetView` (mask, XYZ, depth)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from warpsdf.camera import Camera, training_cameras
 from warpsdf.errors import InputFileError
@@ -12,7 +12,7 @@ from warpsdf.render import trace_cameras
 from warpsdf.scene import MarchConfig, Scene, TargetKind
 from warpsdf.targets.analytic import airplane_shapes, target_shapes
 from warpsdf.targets.check import TargetSummary, check_target
-from warpsdf.targets.images import load_image_views, write_image_views
+from warpsdf.targets.images import load_image_views, split_image_views, write_image_views
 from warpsdf.targets.mesh import MeshTarget
 from warpsdf.targets.views import TargetView, views_from_hits
 
@@ -25,6 +25,7 @@ __all__ = [
     "build_target",
     "check_target",
     "load_image_views",
+    "split_image_views",
     "write_image_views",
 ]
 
@@ -32,11 +33,14 @@ __all__ = [
 @dataclass
 class Target:
     """A scene's target. ``source`` (a field or mesh) can be seen from any
-    camera; an image folder has only its ``stored`` views."""
+    camera; an image folder has only its ``stored`` views (those it trains
+    on) and the ``heldout`` views that ``target.heldout`` keeps out of
+    training, for the held-out IoU."""
 
     kind: TargetKind
     source: object | None = None
     stored: list[TargetView] | None = None
+    heldout: list[TargetView] = field(default_factory=list)
 
     @property
     def renderable(self) -> bool:
@@ -58,7 +62,8 @@ def build_target(scene: Scene, device=None) -> Target:
     if t.kind is TargetKind.MESH:
         fill = t.normalize_fill * scene.march.bound_radius
         return Target(t.kind, source=MeshTarget.from_file(t.path, t.normalize, fill, device))
-    return Target(t.kind, stored=load_image_views(t.path))
+    train, heldout = split_image_views(scene, load_image_views(t.path))
+    return Target(t.kind, stored=train, heldout=heldout)
 
 
 def target_views(
@@ -68,7 +73,8 @@ def target_views(
     cameras: list[Camera] | None = None,
 ) -> list[TargetView]:
     """The target as seen by the training cameras (:func:`training_cameras`):
-    an image folder's stored views, or the renderable target traced
+    an image folder's stored views (without the held-out ones), or the
+    renderable target traced
     (``cameras``: the training cameras, when the caller has them already)."""
     target = target or build_target(scene, device)
     if not target.renderable:

@@ -13,6 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from warpsdf.camera import Camera
+from warpsdf.render import xyz_to_unit
+from warpsdf.scene import SupervisionMode
+
+# Where a view's mask can come from (an image folder: load_image_views).
+MASK_SOURCES = "give it a mask, a depth file or an xyz PNG (black where there is no object)"
 
 
 @dataclass(frozen=True)
@@ -23,15 +28,50 @@ class TargetView:
     xyz: (H, W, 3) float32 world position of the visible surface, clipped to
         [-1, 1]; 0 outside the mask.
     depth: (H, W) float32 ray distance to the surface (world units), inf outside.
+    name: the view's name (an image folder's views: from its cameras.json).
+    where: where it came from, for messages (``"FILE: cameras[i]"``); empty
+        for views traced from a renderable target.
     """
 
     camera: Camera
     mask: np.ndarray | None = None
     xyz: np.ndarray | None = None
     depth: np.ndarray | None = None
+    name: str = ""
+    where: str = ""
 
     def available(self) -> list[str]:
         return [k for k in ("mask", "xyz", "depth") if getattr(self, k) is not None]
+
+    def label(self, index: int) -> str:
+        """How messages name the view: ``"FILE: cameras[i] (name 'NAME')"``,
+        else ``"target view INDEX"``."""
+        if not self.where:
+            return f"target view {index}"
+        return f"{self.where} (name {self.name!r})" if self.name else self.where
+
+
+def missing_image(
+    view: TargetView, index: int, modes: set[SupervisionMode], heldout: bool = False
+) -> tuple[str, str] | None:
+    """What a view lacks for its use, as (scene key, problem), else None; the
+    problem names the view and reads on its own (the fit raises it as is,
+    ``warpsdf validate`` after the scene file and the key). Every
+    view needs a mask: the loss compares masks (and takes xyz and depth only
+    where the target mask is set), and so do the train and held-out IoU. A
+    training view also needs the xyz or depth image its supervision.mode lists;
+    a held-out view (``heldout``) only its mask."""
+    label = view.label(index)
+    if view.mask is None:
+        key, use = ("target.heldout", "held-out") if heldout else ("target.path", "training")
+        return key, f"{label} has no mask, which every {use} view needs: {MASK_SOURCES}"
+    if heldout:
+        return None
+    for mode in (SupervisionMode.XYZ, SupervisionMode.DEPTH):
+        if mode in modes and getattr(view, mode.value) is None:
+            text = f"{label} has no {mode.value} image, and supervision.mode lists {mode.value}"
+            return "supervision.mode", text
+    return None
 
 
 def views_from_hits(camera: Camera, hits: dict[str, np.ndarray]) -> TargetView:
@@ -42,12 +82,6 @@ def views_from_hits(camera: Camera, hits: dict[str, np.ndarray]) -> TargetView:
     xyz[~hit] = 0.0
     depth = np.where(hit, hits["hit_t"].reshape(h, w), np.inf).astype(np.float32)
     return TargetView(camera, hit, xyz, depth)
-
-
-def xyz_to_unit(xyz: np.ndarray) -> np.ndarray:
-    """The XYZ colour code (DESIGN §3): points clipped to [-1, 1] -> (xyz + 1) / 2
-    in [0, 1]. (The renderer's ``xyz`` mode is its device twin.)"""
-    return (np.clip(xyz, -1.0, 1.0) + 1.0) * 0.5
 
 
 def encode_xyz(xyz: np.ndarray, bits: int = 16) -> np.ndarray:
