@@ -101,6 +101,23 @@ class Field:
         kind keeps a kernel-friendly copy, refreshed here)."""
         return self.params
 
+    # ------------------------------------------------ coarse-to-fine stages
+
+    def stage_starts(self, total: int) -> tuple[int, ...]:
+        """The 0-based iterations, in a fit of ``total`` steps, at which the
+        field's coarse-to-fine state changes (a grid refines, hash levels switch
+        on): :meth:`enter_stage` runs before the step of each. Default: none."""
+        return ()
+
+    def enter_stage(self, iteration: int, total: int, optimizer, *, resample: bool) -> None:
+        """Set the coarse-to-fine state that holds at ``iteration`` of a fit of
+        ``total`` steps. ``resample``: the fit steps into a new stage now (a grid
+        upsamples its values, and ``optimizer``'s moments, in place); without it
+        the arrays already hold that stage's layout (a fresh field at 0, or a
+        checkpoint loaded at ``iteration``). Arrays keep their identity (only
+        their contents change), so a captured step graph stays valid.
+        Default: nothing to do."""
+
     def backward_into(self, points: wp.array, adj_values: wp.array) -> None:
         """``params.grad += sum_i adj_values[i] * d sdf(points[i]) / d params``."""
         f = self.functions

@@ -17,6 +17,10 @@ Steps run in chunks (:meth:`Fitter.steps`): a chunk's random inputs are drawn
 up front and uploaded once, the steps run without readbacks (on CUDA: one
 captured graph, replayed) and the history is read once at the end.
 :func:`warpsdf.fit.run.fit` wraps this with a run folder.
+
+This module is longer than 450 lines because the step, its chunking, its
+divergence rollback and the field's coarse-to-fine stages share the Fitter's
+device state; splitting them would expose that state across modules.
 """
 
 from __future__ import annotations
@@ -149,6 +153,7 @@ class Fitter:
         self.field = make_field(scene, self.rng, d)
         self.optimizer = Adam(self.field.params)
         self.iteration = 0
+        self._set_stage(resample=False)
 
         w = scene.supervision.weights
         self.w_silhouette = w.get("silhouette", 0.0)  # only listed modes have weights
@@ -224,9 +229,18 @@ class Fitter:
         self.field.params.assign(params)
         self.optimizer.load(state["adam_m"], state["adam_v"], int(state["adam_t"]))
         self.iteration = int(state["iteration"])
+        self._set_stage(resample=False)
         self.rng.bit_generator.state = ast.literal_eval(str(state["rng_state"]))
         self._halt.fill_(NO_DIVERGENCE)
         self._diverged = None
+
+    def _set_stage(self, resample: bool, iteration: int | None = None) -> None:
+        """The field's coarse-to-fine state at ``iteration`` (default: now); with
+        ``resample``, only where a stage starts (:meth:`Field.stage_starts`)."""
+        it = self.iteration if iteration is None else iteration
+        total = self.scene.optim.iterations
+        if not resample or it in self.field.stage_starts(total):
+            self.field.enter_stage(it, total, self.optimizer, resample=resample)
 
     def _reserve(self, k: int) -> None:
         """Room for chunks of ``k`` steps and schedules past the chunk's end;
@@ -377,12 +391,14 @@ class Fitter:
         graph = self.use_graph and not self.profile
         done = 0
         if graph and self._graph is None:
+            self._set_stage(resample=True, iteration=first)
             self._step()  # warm-up: loads every module the step needs, then capture
             done = 1
             with wp.ScopedCapture(self.device, force_module_load=False) as capture:
                 self._step()
             self._graph = capture.graph
-        for _ in range(done, k):
+        for s in range(done, k):
+            self._set_stage(resample=True, iteration=first + s)
             if graph:
                 wp.capture_launch(self._graph)
             else:
