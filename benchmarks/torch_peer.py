@@ -93,7 +93,7 @@ class TorchPeer:
         self.iteration = 0
         modes = set(self.scene.supervision.mode)
         w = self.scene.supervision.weights
-        self.w_sil = w["silhouette"]
+        self.w_sil = w.get("silhouette", 0.0)
         self.w_xyz = w.get("xyz", 0.0) if SupervisionMode.XYZ in modes else 0.0
         self.w_eik = self.scene.optim.eikonal_weight if self.scene.optim.eikonal_samples else 0.0
         self.tetra = torch.tensor(TETRAHEDRON, device=self.device) * FD_GRADIENT_STEP
@@ -153,19 +153,24 @@ class TorchPeer:
         min_sdf = torch.where(valid, min_sdf, torch.full_like(min_sdf, FAR_SDF))
         return hit, min_t, min_sdf, grad_dot_dir
 
-    def loss(self, o: torch.Tensor, d: torch.Tensor, alpha: float) -> torch.Tensor:
+    def loss(
+        self, o: torch.Tensor, d: torch.Tensor, alpha: float, rays: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The loss of rays (o, d); ``rays``: their indices into the training
+        rays (None: every ray, in order)."""
         hit, min_t, min_sdf, gd = self.march(o, d)
         points = o + d * min_t[:, None]
         f = self.field(points)
         in_bound = min_sdf < 0.5 * FAR_SDF
-        y = self.mask
+        y = self.mask if rays is None else self.mask[rays]
+        target_xyz = self.xyz if rays is None else self.xyz[rays]
         both = hit & (y > 0.5) & in_bound
         n = len(o)
         loss = torch.zeros((), device=o.device)
         if self.w_xyz > 0 and both.any():
             dt = -(f[both] - f[both].detach()) / torch.clamp(gd[both], max=-MIN_GRAD_DOT_DIR)
             x = points[both] + d[both] * dt[:, None]
-            loss = loss + self.w_xyz * (x - self.xyz[both]).abs().mean(1).sum() / n
+            loss = loss + self.w_xyz * (x - target_xyz[both]).abs().mean(1).sum() / n
         rest = ~both & in_bound
         if self.w_sil > 0 and rest.any():
             z = alpha * f[rest]
@@ -187,10 +192,16 @@ class TorchPeer:
             group["lr"] = learning_rate(self.scene, it)
         cams = jitter_cameras(self.cameras, self.scene.cameras.jitter, self.rng)
         origins, dirs = rays_for(cams)
+        rays = None
+        batch = self.scene.optim.batch_rays
+        if 0 < batch < len(origins):  # a random subset of rays, as warpsdf draws
+            picked = np.sort(self.rng.choice(len(origins), batch, replace=False))
+            origins, dirs = origins[picked], dirs[picked]
+            rays = torch.tensor(picked, device=self.device)
         o = torch.tensor(origins, device=self.device)
         d = torch.tensor(dirs, device=self.device)
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.loss(o, d, mask_alpha(self.scene, it))
+        loss = self.loss(o, d, mask_alpha(self.scene, it), rays)
         loss.backward()
         self.optimizer.step()
         self.iteration += 1
