@@ -3,9 +3,11 @@ PyTorch user would, for speed ratios measured in one process on one device.
 
 Same as warpsdf (DESIGN §6): sphere tracing without gradients, with
 active-ray compaction (only rays still marching are evaluated each step) and
-guarded Newton polishing of hits; then, with gradients, one SDF value per ray
+guarded Newton polishing of hits where an xyz or depth term reads them
+(``march.polish_for``); then, with gradients, one SDF value per ray
 at its hit or least-SDF point, the implicit hit point for xyz, the soft mask
-sigmoid(-alpha f) with BCE / alpha off the surface, the tetrahedral
+sigmoid(-alpha f) with BCE / alpha off the surface (background rays below
+``SOFT_MASK_FLOOR`` left out), the tetrahedral
 finite-difference eikonal term, and torch.optim.Adam. The fields are the log-
 sum-exp sphere set and the Fourier-feature softplus MLP with warpsdf's flat
 parameter layout, so both start from the same parameters.
@@ -25,8 +27,8 @@ from warpsdf.fields.base import FD_GRADIENT_STEP, TETRAHEDRON
 from warpsdf.fields.mlp_core import SOFTPLUS_BETA, num_inputs
 from warpsdf.fit import Fitter, learning_rate, mask_alpha
 from warpsdf.fit.staging import flatten_targets
-from warpsdf.losses import MIN_GRAD_DOT_DIR
-from warpsdf.march import FAR_SDF, NOCLIP_EXTRA_BOUNDS, POLISH_STEPS
+from warpsdf.losses import MIN_GRAD_DOT_DIR, SOFT_MASK_CUT
+from warpsdf.march import FAR_SDF, NOCLIP_EXTRA_BOUNDS, POLISH_STEPS, Polish, polish_for
 from warpsdf.scene import ModelKind, Scene, SupervisionMode
 
 
@@ -136,6 +138,8 @@ class TorchPeer:
             keep = ~done & (t[active] <= t_far[active])
             active = active[keep]
         idx = torch.nonzero(hit).squeeze(1)
+        if polish_for(self.scene.supervision) is Polish.NONE:  # silhouettes only, as warpsdf
+            idx = idx[:0]  # no polish, no grad f . d
         for _ in range(POLISH_STEPS):  # guarded Newton steps, as warpsdf does
             if len(idx) == 0:
                 break
@@ -177,7 +181,8 @@ class TorchPeer:
             bce = y[rest] * torch.nn.functional.softplus(z) + (
                 1 - y[rest]
             ) * torch.nn.functional.softplus(-z)
-            loss = loss + self.w_sil * (bce / alpha).sum() / n
+            kept = (y[rest] > 0.5) | (z <= SOFT_MASK_CUT)  # warpsdf's SOFT_MASK_FLOOR
+            loss = loss + self.w_sil * (bce * kept / alpha).sum() / n
         if self.w_eik > 0:
             e = self.scene.optim.eikonal_samples
             v = torch.randn(e, 3, device=o.device)

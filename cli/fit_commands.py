@@ -26,8 +26,9 @@ from warpsdf.scene import key_problem, key_rule
 # ---------------------------------------------------------------------------
 
 
-def _progress_table(rows, total: int, rate: float):
-    """The live table: iteration, loss and each active term, IoU, lr, it/s, ETA."""
+def _progress_table(rows, total: int, rate):
+    """The live table: iteration, loss and each active term, IoU, lr, it/s, ETA
+    (``rate``: a :class:`warpsdf.fit.StepRate` of the steps so far)."""
     from rich.table import Table
 
     from warpsdf.losses import TERM_NAMES
@@ -39,13 +40,13 @@ def _progress_table(rows, total: int, rate: float):
     for name in ("loss", *terms, "iou", "lr", "it/s", "eta"):
         table.add_column(short.get(name, name), justify="right", no_wrap=True)
     for row in rows:
-        remaining = (total - row["iteration"]) / rate if rate > 0 else 0.0
+        remaining = rate.eta(total - row["iteration"])
         table.add_row(
             f"{row['iteration']}/{total}",
             *(f"{row[name]:.1e}" for name in ("loss", *terms)),
             f"{row['iou']:.4f}",
             f"{row['lr']:.0e}",
-            f"{rate:.1f}",
+            f"{rate.per_second:.1f}",
             _eta(remaining),
         )
     return table
@@ -88,7 +89,7 @@ def fit(
     from rich.live import Live
 
     from warpsdf.device import resolve_device
-    from warpsdf.fit import RunStatus, check_run_folder
+    from warpsdf.fit import RunStatus, StepRate, check_run_folder
     from warpsdf.fit import fit as run_fit
     from warpsdf.scene import load_scene
 
@@ -99,6 +100,7 @@ def fit(
     run_dir = out or Path(resolved.output.dir)
     dev = resolve_device(device)
     recent: deque = deque(maxlen=8)
+    rate = StepRate()
     state = {"stop": False, "first": None, "outputs": False}
 
     def on_sigint(signum, frame):
@@ -119,16 +121,14 @@ def fit(
         f"-> {q(run_dir)}  [dim](Ctrl-C stops and saves)[/]"
     )
     try:
-        with Live(_progress_table([], total, 0.0), console=console, auto_refresh=False) as live:
+        with Live(_progress_table([], total, rate), console=console, auto_refresh=False) as live:
 
             def on_step(record) -> None:
                 if state["first"] is None:
-                    state["first"] = (record.iteration, time.perf_counter())
+                    state["first"] = record.iteration
+                rate.add(record)
                 if record.iteration % every and record.iteration != total:
                     return
-                it0, t0 = state["first"]
-                elapsed = time.perf_counter() - t0
-                rate = (record.iteration - it0) / elapsed if elapsed > 0 else 0.0
                 recent.append(record.row())
                 live.update(_progress_table(list(recent), total, rate), refresh=True)
 

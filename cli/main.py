@@ -15,7 +15,7 @@ import sys
 try:
     # Importing a command module registers its commands, in the order --help lists them.
     # isort: off
-    from warpsdf.cli import scene_commands  # noqa: F401  validate, new, targets, render
+    from warpsdf.cli import scene_commands  # noqa: F401  validate, new, targets, render, carve
     from warpsdf.cli import fit_commands  # noqa: F401  fit, export
     from warpsdf.cli import batch_commands  # noqa: F401  batch, report, bench
 

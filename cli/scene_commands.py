@@ -1,4 +1,4 @@
-"""Commands on scene files: validate, new, targets, render."""
+"""Commands on scene files: validate, new, targets, render, carve."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from warpsdf.cli.common import (
 )
 from warpsdf.errors import WarpsdfError
 from warpsdf.io.layout import ImageFolder
+from warpsdf.limits import MAX_CARVE_RESOLUTION, MIN_CARVE_RESOLUTION
 from warpsdf.scene import key_help, key_rule
 from warpsdf.templates import Template
 
@@ -269,5 +270,57 @@ def render(
             what = str(out)
     console.print(
         f"[green]wrote[/] {q(what)} [dim]({render_mode.value}, "
+        f"{time.perf_counter() - start:.1f} s on {dev})[/]"
+    )
+
+
+# ---------------------------------------------------------------------------
+# carve
+# ---------------------------------------------------------------------------
+
+
+@app.command()
+@user_errors(memory_hint="lower --resolution (the hull's lattice size)")
+def carve(
+    scene: Annotated[Path, typer.Argument(help="Scene file (TOML).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Mesh file: .ply, .obj, .stl or .glb.")],
+    resolution: Annotated[
+        int,
+        typer.Option(
+            "--resolution",
+            "-r",
+            help="Lattice points per axis of the bound's cube, "
+            f"[{MIN_CARVE_RESOLUTION}, {MAX_CARVE_RESOLUTION}].",
+        ),
+    ] = 128,
+    sets: SetOption = None,
+    device: DeviceOption = "auto",
+    force: ForceFileOption = False,
+) -> None:
+    """Carve the visual hull of the scene's training masks (traced for shapes
+    and meshes; an image folder's own masks, without its held-out views) on a
+    lattice over the bound, and write its surface as a mesh."""
+
+    from warpsdf.carve import carve_scene, resolution_problem
+    from warpsdf.device import resolve_device
+    from warpsdf.export import check_mesh_path, write_mesh
+    from warpsdf.io.files import check_new_file
+    from warpsdf.scene import load_scene
+
+    if problem := resolution_problem(resolution):
+        raise WarpsdfError(f"--resolution {resolution}: {problem}")
+    check_new_file(check_mesh_path(out), force)  # before any work
+    resolved = load_scene(scene, sets or [])
+    dev = resolve_device(device)
+    start = time.perf_counter()
+    with wp.ScopedDevice(dev):
+        hull = carve_scene(resolved, resolution, dev)
+        vertices, faces = hull.mesh(dev)
+    if len(faces) == 0:  # pragma: no cover (a non-empty hull inside the bound has a surface)
+        raise WarpsdfError(f"{scene}: the visual hull has no surface inside the bound")
+    write_mesh(out, vertices, faces)
+    console.print(
+        f"[green]wrote[/] {q(out)}: {len(vertices)} vertices, {len(faces)} faces [dim](hull of "
+        f"{hull.views} view(s): {hull.voxels:,} of {resolution}^3 voxels inside, "
         f"{time.perf_counter() - start:.1f} s on {dev})[/]"
     )

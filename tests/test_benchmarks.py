@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from benchmarks import __main__ as suite
+from benchmarks import empty_space
 from benchmarks import fit as fit_bench
 from benchmarks import render as render_bench
 
@@ -37,13 +38,33 @@ def test_fit_benchmark_reports_split_work_and_floor(capsys):
         assert line["resolution"] == [8, 8] and line["rays_per_iteration"] == line["views"] * 64
         assert line["iterations_per_s"] > 0 and line["rays_per_s"] > 0
         assert set(line["ms_split"]) == SPLIT
-        assert sum(line["ms_split"].values()) <= line["ms_per_iteration"] * 1.5
+        # the split's phases lie inside the profiled pass they were timed in (a
+        # comparison with the unprofiled chunk is a timing race on a loaded machine)
+        assert sum(line["ms_split"].values()) <= line["profiled_ms_per_iteration"] * 1.01 + 0.1
         assert 1 <= line["march_evals_per_ray"] <= 64 + 4 * (4 + 1) + 4
         assert line["gflop_per_iteration"] > 0 and line["floor_ms"] > 0
         assert line["measured_over_floor"] > 1  # nothing beats the floor
         assert line["profiled_ms_per_iteration"] > 0 and line["graph"] is False  # CPU default
+        assert line["polish"] == "none"  # silhouette-only fits march without the polish
+        assert 0 < line["backward_ray_share"] <= 1
     assert out["mlp"]["kernels"] == "tiled" and out["mlp"]["block_dim"] == 1  # the CPU default
     assert out["mlp"]["gflop_per_iteration"] > out["spheres"]["gflop_per_iteration"]
+
+
+def test_empty_space_measurement_prints_json_lines(capsys):
+    assert empty_space.main(["--resolution", "8", "--grids", "8", "--steps", "1"]) == 0
+    out = lines(capsys)
+    assert [line["field"] for line in out] == [
+        "mlp_init", "mlp_init", "mlp_after_1_steps", "mlp_after_1_steps",
+        "airplane_exact", "airplane_exact",
+    ]  # fmt: skip
+    for line in out:
+        assert line["rays"] == 8 * 64 and line["grid"] == 8 and line["dilate"] in (0, 1)
+        assert 0 <= line["saving_marching_empty_rays"] <= line["empty_sample_share"] <= 1
+        assert 0 <= line["saving_keeping_silhouettes"] <= line["empty_sample_share"]
+    # the host replica takes the kernel's samples (float64 steps: a rare ray may differ)
+    for line in out[:4]:
+        assert abs(line["march_evals_per_ray"] - line["kernel_march_evals_per_ray"]) <= 0.05
 
 
 def test_suite_quick_mode_runs(capsys):

@@ -480,3 +480,28 @@ def test_cuda_without_gpu(tmp_path):
 def test_images_target_cannot_be_rendered_from_new_views(tmp_path):
     scene = _image_folder(tmp_path)
     _render_fails(scene, tmp_path, "img.toml", "images")
+
+
+def test_progress_table_shows_the_true_step_rate():
+    """The it/s column is StepRate's (steps over the time they took, the first
+    chunk included) and the ETA the latest chunk's pace (records with known
+    seconds; no timing)."""
+    from rich.console import Console
+
+    from warpsdf.cli.fit_commands import _progress_table
+    from warpsdf.fit import StepRate, StepRecord
+    from warpsdf.losses import TERM_NAMES
+
+    rate = StepRate()
+    rows = []
+    terms = {name: 0.5 if name == "silhouette" else 0.0 for name in TERM_NAMES}
+    for it, seconds in enumerate([1.5] * 4 + [0.25] * 4, start=1):
+        record = StepRecord(it, 0.5, terms, 0.1, 0.9, 1e-3, 50.0, seconds)
+        rate.add(record)
+        rows.append(record.row())
+    console = Console(width=200, record=True)
+    console.print(_progress_table(rows[-1:], 248, rate))
+    text = console.export_text()
+    assert "8/248" in text
+    assert " 1.1 " in text  # 8 steps in 7 s (not 4 / 1 s from the second chunk alone)
+    assert text.split()[-1] == "1:00"  # 240 steps at 0.25 s

@@ -168,8 +168,15 @@ def checkpoint_params_at_start(scene, device) -> np.ndarray:
         (SPHERES_SCENE, (), 3, True),
         # camera shake and random ray batches: the rng state must come back too
         (XYZ_SCENE, ("cameras.jitter=0.05", "optim.batch_rays=60"), 3, False),
+        # focused sampling: the kept predictions must come back too
+        (
+            XYZ_SCENE,
+            ("cameras.jitter=0.05", "optim.batch_rays=60", 'optim.ray_sampling="focused"'),
+            3,
+            False,
+        ),
     ],
-    ids=["spheres", "mlp-jitter-batch"],
+    ids=["spheres", "mlp-jitter-batch", "mlp-jitter-focused"],
 )
 def test_resume_matches_uninterrupted_fit(device, tmp_path, scene_path, extra, n, outputs):
     scene = with_iterations(tiny_scene(scene_path, *extra), 2 * n)
@@ -196,6 +203,9 @@ def test_resume_matches_uninterrupted_fit(device, tmp_path, scene_path, extra, n
         np.testing.assert_allclose(b[key], a[key], **param_tol(device), err_msg=key)
     assert int(b["adam_t"]) == int(a["adam_t"]) == 2 * n
     assert str(b["rng_state"]) == str(a["rng_state"])
+    assert ("focus_predicted" in b) == ("focused" in str(extra))
+    if "focus_predicted" in b:
+        np.testing.assert_array_equal(b["focus_predicted"], a["focus_predicted"])
 
     _, straight_rows = read_log(tmp_path / "straight")
     _, resumed_rows = read_log(tmp_path / "resumed")

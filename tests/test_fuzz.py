@@ -387,7 +387,9 @@ def test_mutated_scenes_validate(space):
 
 # --- command lines ------------------------------------------------------------------
 
-COMMANDS = ("validate", "new", "targets", "render", "fit", "export", "batch", "report", "bench")
+COMMANDS = (
+    "validate", "new", "targets", "render", "fit", "export", "batch", "report", "bench", "carve",
+)  # fmt: skip
 BAD_NUMBERS = ["nan", "inf", "-inf", "-1", "0", "1e308", "2147483648", "abc", "", "0x10", "1e-320"]
 BAD_OPTIONS = [
     ["--bogus"],
@@ -414,6 +416,7 @@ def world(space):
     made = space["root"] / "made"
     assert run("fit", scene, "--out", made / "run", "--iterations", 1, *TINY).exit_code == 0
     assert run("targets", scene, "--out", made / "targets", *TINY).exit_code == 0
+    assert run("carve", scene, "--out", made / "hull.ply", "-r", 8, *TINY).exit_code == 0
     mine = space["root"] / "mine"
     mine.mkdir()
     (mine / "precious.txt").write_text("keep me\\n")
@@ -547,6 +550,13 @@ def command_case(rng: random.Random, w: dict, i: int) -> Case:
     elif command == "report":
         args.append(rng.choice([str(w["run"])] * 2 + bad))
         out_option((".html", ""))
+    elif command == "carve":
+        args.append(rng.choice([str(w["scene"])] * 3 + bad))
+        args.extend(["--resolution", rng.choice(["8", "12", "7", "513", "nan", "2147483648"])])
+        if rng.random() < 0.2:
+            args.append("--force")
+        out_option((".ply", ".obj", ".stl", ".glb", ".txt", ""))
+        args.extend(TINY)
     else:  # bench: fail-fast forms only (a bad case, size or device)
         args.extend(["--case", rng.choice(["bogus", "render:nope", "fit:", "", "render:airplane"])])
         if args[-1] == "render:airplane":
@@ -574,11 +584,14 @@ def check_command(case: Case, w: dict, before: dict, code: int) -> None:
     after = snapshot(root)
 
     def outside(table):
+        # an output, what it holds, and a folder made to hold it (--out NEW/sub)
         return {
             k: v
             for k, v in table.items()
             if not any(
-                os.path.normpath(root / k) == o or os.path.normpath(root / k).startswith(o + os.sep)
+                (path := os.path.normpath(root / k)) == o
+                or path.startswith(o + os.sep)
+                or (o.startswith(path + os.sep) and v[0] == 4)
                 for o in keep
             )
         }

@@ -21,9 +21,12 @@ simple host-driven Fitter (before the device loop) computed it:
 * rays of the (shaken) cameras with :func:`warpsdf.camera.rays_for` in numpy,
   and the targets of the batch gathered with numpy fancy indexing from the
   target views (:func:`warpsdf.targets.target_views`, flattened here);
-* :func:`warpsdf.march.march`, ``sample_points_kernel``, then on a fresh
-  ``wp.Tape`` :func:`warpsdf.fields.base.evaluate` and the loss kernels, with a
-  one-entry alpha schedule holding ``mask_alpha(scene, it)`` read at index 0;
+* :func:`warpsdf.march.march`, with Newton-polished hits only when an xyz or
+  depth term reads exact points (``Polish.NONE`` for silhouette-only scenes:
+  the rule restated here, not taken from the Fitter), ``sample_points_kernel``,
+  then on a fresh ``wp.Tape`` :func:`warpsdf.fields.base.evaluate` and the
+  loss kernels, with a one-entry alpha schedule holding
+  ``mask_alpha(scene, it)`` read at index 0;
 * backward, then Warp's own ``warp.optim.Adam`` with its host-side lr
   (``learning_rate(scene, it)``) and step count;
 * the step's hard-mask statistics (mask MSE, IoU) in numpy.
@@ -59,7 +62,7 @@ from warpsdf.losses import (
     ray_loss_kernel,
     sample_points_kernel,
 )
-from warpsdf.march import march
+from warpsdf.march import Polish, march
 from warpsdf.scene import PointLoss, SilhouetteLoss, SupervisionMode, load_scene
 from warpsdf.targets import target_views
 
@@ -105,6 +108,18 @@ CASES = {
     "mlp-default-shake-batch-eikonal": (
         "two_spheres_xyz.toml",
         (*MLP_TINY, "optim.batch_rays=200"),
+    ),
+    # silhouette only (the march without polish; the values on the tape are its
+    # least SDF), a random ray batch, eikonal samples, default kernels
+    "mlp-silhouette-batch-eikonal": (
+        "two_spheres_silhouette.toml",
+        (
+            *MLP_TINY,
+            'model.kind="mlp"',
+            'model.init="sphere"',
+            "optim.batch_rays=200",
+            "optim.eikonal_weight=0.1",
+        ),
     ),
     # three shaken 20x12 cameras, every ray (rays made on the device, targets not
     # gathered), eikonal samples, default kernels
@@ -163,7 +178,7 @@ def host_reference(scene, steps: int) -> dict:
     n = total if batch <= 0 or batch >= total else batch
     tetra = np.asarray(TETRAHEDRON, np.float32) * FD_GRADIENT_STEP  # float32, as before
 
-    losses, terms, mask_mse, iou, batch_hits = [], [], [], [], []
+    losses, terms, mask_mse, iou, batch_hits, polished = [], [], [], [], [], []
     for it in range(steps):
         # 1. random inputs, in the old Fitter.draw's order
         origins, dirs = rays_for(jitter_cameras(cameras, scene.cameras.jitter, rng))
@@ -187,7 +202,10 @@ def host_reference(scene, steps: int) -> dict:
         d = wp.array(dirs, dtype=wp.vec3, device=DEVICE)
 
         # 2. sphere tracing outside the tape, the sample points
-        hits = march(field, o, d, scene.march)
+        exact_points = bool(modes & {SupervisionMode.XYZ, SupervisionMode.DEPTH})
+        polish = Polish.NEWTON if exact_points else Polish.NONE
+        hits = march(field, o, d, scene.march, polish=polish)
+        polished.append(bool((hits.grad_dot_dir.numpy() != 0.0).any()))
         points = wp.empty(n, dtype=wp.vec3, device=DEVICE)
         wp.launch(
             sample_points_kernel, dim=n, inputs=[o, d, hits.min_t], outputs=[points], device=DEVICE
@@ -212,7 +230,8 @@ def host_reference(scene, steps: int) -> dict:
                     wp.array(mask, dtype=float, device=DEVICE),
                     wp.array(xyz, dtype=wp.vec3, device=DEVICE),
                     wp.array(depth, dtype=float, device=DEVICE),
-                    alpha, at, 1.0 / n, float(w_sil), float(w_xyz), float(w_depth),
+                    alpha, at, wp.full(n, 1.0 / n, dtype=float, device=DEVICE),
+                    float(w_sil), float(w_xyz), float(w_depth),
                     int(scene.supervision.silhouette_loss is SilhouetteLoss.MSE),
                     int(scene.supervision.xyz_loss is PointLoss.MSE),
                 ],
@@ -258,6 +277,7 @@ def host_reference(scene, steps: int) -> dict:
         "mask_mse": mask_mse,
         "iou": iou,
         "hits": batch_hits,
+        "polished": polished,
     }
 
 
@@ -274,8 +294,11 @@ def test_device_loop_matches_the_host_reference(case):
     assert all(h > 0 for h in ref["hits"]), ref["hits"]
     if "eikonal" in case:
         assert all(t["eikonal"] > 0.0 for t in ref["terms"])
-    if "mlp" in case:
+    exact_points = SupervisionMode.XYZ in scene.supervision.mode
+    if exact_points:
         assert all(t["xyz"] > 0.0 for t in ref["terms"])
+    # silhouette-only scenes march without the polish, the xyz ones with it
+    assert ref["polished"] == [exact_points] * STEPS
     assert not np.array_equal(ref["params"], ref["initial"])
 
     state = fitter.state()

@@ -24,6 +24,8 @@ from warpsdf.fields.base import FD_GRADIENT_STEP, TETRAHEDRON
 from warpsdf.losses import (
     MIN_GRAD_DOT_DIR,
     NUM_TERMS,
+    SOFT_MASK_CUT,
+    SOFT_MASK_FLOOR,
     Term,
     eikonal_loss_kernel,
     ray_loss_kernel,
@@ -40,10 +42,11 @@ def _softplus(z):
 
 
 def ray_loss_numpy(
-    values, detached, points, dirs, hit_t, min_sdf, grad_dot_dir, mask, xyz, depth,
+    values, detached, points, dirs, hit_t, min_sdf, grad_dot_dir, mask, xyz, depth, ray_weight,
     alpha, weights, silhouette_mse, point_mse,
 ):  # fmt: skip
-    """Slow reference of warpsdf.losses.ray_loss_kernel (module docstring), float64."""
+    """Slow reference of warpsdf.losses.ray_loss_kernel (module docstring), float64;
+    ray r counts ray_weight[r] in each term's mean (1 / n for a plain mean)."""
     terms = np.zeros(NUM_TERMS)
     n = len(values)
     for r in range(n):
@@ -55,16 +58,18 @@ def ray_loss_numpy(
             dt = -(f - detached[r]) / gd
             x = points[r] + dirs[r] * dt
             e = x - xyz[r]
-            terms[Term.XYZ] += (e @ e / 3 if point_mse else np.abs(e).mean()) / n
+            terms[Term.XYZ] += (e @ e / 3 if point_mse else np.abs(e).mean()) * ray_weight[r]
             de = hit_t[r] + dt - depth[r]
-            terms[Term.DEPTH] += (de * de if point_mse else abs(de)) / n
+            terms[Term.DEPTH] += (de * de if point_mse else abs(de)) * ray_weight[r]
+        elif y <= 0.5 and alpha * f > SOFT_MASK_CUT:
+            continue  # background far off the surface: soft mask below SOFT_MASK_FLOOR
         else:
             if silhouette_mse:
                 m = 1 / (1 + np.exp(alpha * f))
                 e = (m - y) ** 2
             else:
                 e = (y * _softplus(alpha * f) + (1 - y) * _softplus(-alpha * f)) / alpha
-            terms[Term.SILHOUETTE] += e / n
+            terms[Term.SILHOUETTE] += e * ray_weight[r]
     w = weights
     loss = w[0] * terms[Term.SILHOUETTE] + w[1] * terms[Term.XYZ] + w[2] * terms[Term.DEPTH]
     return terms, loss
@@ -94,6 +99,8 @@ def ray_loss_inputs(rng: np.random.Generator):
         "mask": mask,
         "xyz": rng.normal(size=(n, 3)).astype(np.float32),
         "depth": rng.uniform(1.5, 2.5, n).astype(np.float32),
+        # focused sampling's importance weights differ per ray (warpsdf.fit.focus)
+        "ray_weight": (rng.uniform(0.3, 3.0, n) / n).astype(np.float32),
     }
 
 
@@ -101,14 +108,13 @@ def _ray_loss_launch_args(data, device, alpha, weights, silhouette_mse, point_ms
     def arr(key, dtype=float, grad=False):
         return wp.array(data[key], dtype=dtype, device=device, requires_grad=grad)
 
-    n = len(data["values"])
     inputs = [
         arr("values", grad=True), arr("detached"), arr("points", wp.vec3), arr("dirs", wp.vec3),
         arr("hit_t"), arr("min_sdf"), arr("grad_dot_dir"), arr("mask"), arr("xyz", wp.vec3),
         arr("depth"),
         wp.array([alpha], dtype=float, device=device),  # a one-entry alpha schedule ...
         wp.zeros(1, dtype=int, device=device),  # ... read at iteration 0
-        1.0 / n, *map(float, weights), int(silhouette_mse), int(point_mse),
+        arr("ray_weight"), *map(float, weights), int(silhouette_mse), int(point_mse),
     ]  # fmt: skip
     outputs = [
         wp.zeros(NUM_TERMS, dtype=float, device=device, requires_grad=True),
@@ -233,3 +239,41 @@ def test_eikonal_loss_kernel_values_and_gradient(device):
         device=device,
     )
     assert ok, "eikonal_loss_kernel: autodiff and finite differences disagree (table above)"
+
+
+@pytest.mark.parametrize("silhouette_mse", [0, 1], ids=["bce", "mse"])
+def test_background_rays_below_the_soft_mask_floor_are_left_out(device, silhouette_mse):
+    """A background miss with sigmoid(-alpha f) < SOFT_MASK_FLOOR adds nothing
+    and gets a zero adjoint (its backward is then skipped); just inside the
+    floor it counts, with what it would have added bounded by the floor."""
+    alpha = 40.0
+    cut = SOFT_MASK_CUT / alpha
+    data = ray_loss_inputs(np.random.default_rng(3))
+    n = len(data["values"])
+    data["hit_t"][:] = -1.0
+    data["mask"][:] = 0.0
+    data["min_sdf"][:] = 0.5
+    data["values"][:] = np.linspace(0.5 * cut, 3.0 * cut, n).astype(np.float32)
+    inputs, outputs = _ray_loss_launch_args(data, device, alpha, (1.0, 0.0, 0.0), silhouette_mse, 0)
+    tape = wp.Tape()
+    with tape:
+        wp.launch(ray_loss_kernel, dim=n, inputs=inputs, outputs=outputs, device=device)
+    tape.backward(loss=outputs[1])
+    adj = inputs[0].grad.numpy()
+    far = data["values"] > cut * (1 + 1e-6)
+    assert far.any() and (~far).any()
+    assert (adj[far] == 0.0).all() and (adj[~far] != 0.0).all()
+    terms, _ = ray_loss_numpy(
+        *(data[k].astype(np.float64) for k in list(data)), alpha, (1.0, 0.0, 0.0),
+        silhouette_mse, 0,
+    )  # fmt: skip
+    np.testing.assert_allclose(
+        outputs[0].numpy()[Term.SILHOUETTE], terms[Term.SILHOUETTE], rtol=1e-5
+    )
+    # what the far rays would have added: below the floor's share
+    m = 1 / (1 + np.exp(alpha * data["values"][far].astype(np.float64)))
+    left_out = (np.log1p(m / (1 - m)) / alpha if not silhouette_mse else m * m) * data[
+        "ray_weight"
+    ][far]
+    bound = SOFT_MASK_FLOOR / alpha if not silhouette_mse else SOFT_MASK_FLOOR**2
+    assert (left_out <= bound * data["ray_weight"][far]).all()

@@ -35,7 +35,7 @@ from warpsdf.fields.analytic import (
     sdf_shapes_numpy,
 )
 from warpsdf.fields.base import FD_GRADIENT_STEP
-from warpsdf.march import FAR_SDF, march
+from warpsdf.march import FAR_SDF, Polish, march, polish_for
 from warpsdf.render import trace
 from warpsdf.scene import (
     CameraLayout,
@@ -44,6 +44,8 @@ from warpsdf.scene import (
     MarchConfig,
     ShapeSpec,
     ShapeType,
+    SupervisionConfig,
+    SupervisionMode,
     TargetKind,
 )
 from warpsdf.targets import Target
@@ -256,6 +258,64 @@ def test_march_reuses_the_output_buffers(device):
     again = march(field, o, d, MarchConfig(), out=first)
     assert again is first
     np.testing.assert_array_equal(again.hit_t.numpy(), expected)
+
+
+def test_march_without_polish_keeps_what_a_silhouette_reads(device):
+    """Polish.NONE: the same hard mask and the same least-SDF samples of misses as
+    Polish.NEWTON; a hit is the first sample below hit_epsilon (its min_sdf and
+    min_t), in front of the surface; no normal or grad f . d;
+    and the per-hit work (POLISH_STEPS Newton steps, the normal) is not done."""
+    config = MarchConfig()
+    field = AnalyticField(sphere_specs(TWO_SPHERES), device=device)
+    o, d = (to_wp(a, device) for a in Camera((0.6, 0.8, 2.2), width=40, height=40).rays())
+    exact = march(field, o, d, config).numpy()
+    rough = march(field, o, d, config, polish=Polish.NONE).numpy()
+    hit = exact["hit_t"] >= 0
+    assert 100 < hit.sum() < hit.size - 100
+    np.testing.assert_array_equal(rough["hit_t"] >= 0, hit)
+    for key in ("hit_t", "min_sdf", "min_t", "points"):
+        np.testing.assert_array_equal(rough[key][~hit], exact[key][~hit])
+    np.testing.assert_array_equal(rough["min_t"][hit], rough["hit_t"][hit])
+    # an exact SDF: sphere tracing stops within hit_epsilon of the surface, in
+    # front of it (along the ray that is up to hit_epsilon / cos of the incidence)
+    sdf = rough["min_sdf"][hit]
+    assert (sdf >= 0.0).all() and (sdf < config.hit_epsilon).all()
+    assert (exact["hit_t"][hit] - rough["hit_t"][hit]).min() >= -1e-5
+    assert (rough["normals"] == 0).all() and (rough["grad_dot_dir"] == 0).all()
+    np.testing.assert_array_equal(rough["evals"][~hit], exact["evals"][~hit])
+    assert (exact["evals"][hit] - rough["evals"][hit] >= 4).all()
+
+
+@pytest.mark.parametrize("polish", list(Polish))
+def test_a_nan_field_ends_rays_and_shows_in_min_sdf(device, polish):
+    """A broken field (NaN everywhere) ends each ray at its first sample with
+    min_sdf NaN, so whatever reads the least SDF (a silhouette-only fit's tape,
+    then its finiteness guard) sees it; rays outside the bound stay FAR_SDF."""
+    from warpsdf.fields.mlp import MLPField
+    from warpsdf.fields.mlp_core import geometric_init
+
+    params = geometric_init(1, 8, 1, 0.5, np.random.default_rng(0))
+    params[-1] = np.nan  # b_out
+    field = MLPField(params, 1, 8, 1, device=device)
+    origins = np.array([[0.0, 0.0, 2.5], [0.3, 0.2, 2.5], [3.0, 0.0, 2.5]])
+    dirs = np.tile([0.0, 0.0, -1.0], (3, 1))
+    hits = march(field, to_wp(origins, device), to_wp(dirs, device), MarchConfig(), polish=polish)
+    hits = hits.numpy()
+    assert np.isnan(hits["min_sdf"][:2]).all() and hits["min_sdf"][2] == FAR_SDF
+    np.testing.assert_array_equal(hits["evals"], [1, 1, 0])
+    np.testing.assert_array_equal(hits["hit_t"], -1.0)
+
+
+@pytest.mark.parametrize(
+    ("modes", "polish"),
+    [
+        ((SupervisionMode.SILHOUETTE,), Polish.NONE),
+        ((SupervisionMode.XYZ,), Polish.NEWTON),
+        ((SupervisionMode.SILHOUETTE, SupervisionMode.DEPTH), Polish.NEWTON),
+    ],
+)
+def test_a_fit_polishes_hits_only_for_exact_point_terms(modes, polish):
+    assert polish_for(SupervisionConfig(mode=modes)) is polish
 
 
 # ---------------------------------------------------------------------------

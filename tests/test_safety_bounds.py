@@ -6,6 +6,7 @@ reported as fine (class 6); ``validate`` opens what the scene points to
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 
 import numpy as np
@@ -54,7 +55,10 @@ def load_with(key: str, value) -> list[str]:
     """The problem lines of SMALL with ``key = value`` ([] when it loads)."""
     section, name = key.split(".")
     raw = {k: dict(v) for k, v in SMALL.items()}
-    raw.setdefault(section, {})[name] = [value, 1] if key == "cameras.resolution" else value
+    hint = typing.get_type_hints(SECTIONS[section])[name]
+    if typing.get_origin(hint) is tuple:  # a list of sizes: [value, 1] or [value]
+        value = [value] if Ellipsis in typing.get_args(hint) else [value, 1]
+    raw.setdefault(section, {})[name] = value
     try:
         scene_from_dict(raw, source="s.toml")
     except SceneError as err:
@@ -84,10 +88,12 @@ def test_values_around_each_limit(key):
         problems = load_with(key, value)
         assert len(problems) == 1, (key, value, problems)
         line = problems[0]
-        assert line.startswith(f"s.toml: {key}: expected a value ") and str(top) in line
+        where = rf"s\.toml: {re.escape(key)}(\[\d+\])?: expected a value "  # [i]: a list's entry
+        assert re.match(where, line) and str(top) in line, line
         assert f"got {value}" in line and "\n" not in line
     problems = load_with(key, 1e8)  # a float: not an integer
-    assert len(problems) == 1 and problems[0].startswith(f"s.toml: {key}: expected an integer")
+    where = rf"s\.toml: {re.escape(key)}(\[\d+\])?: expected an integer"
+    assert len(problems) == 1 and re.match(where, problems[0]), problems
 
 
 @pytest.mark.parametrize(

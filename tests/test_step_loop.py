@@ -24,7 +24,7 @@ import warpsdf.fit.guard as guard_module
 import warpsdf.fit.schedule as schedule_module
 from tests.conftest import SCENES
 from tests.helpers import TINY_STEP
-from warpsdf.fit import DivergedError, Fitter, learning_rate
+from warpsdf.fit import DivergedError, Fitter, StepRate, StepRecord, learning_rate
 from warpsdf.fit.guard import NO_DIVERGENCE, Problem
 from warpsdf.fit.run import chunk_length, fit
 from warpsdf.losses import TERM_NAMES
@@ -34,8 +34,10 @@ TINY = TINY_STEP
 SPHERES = ("two_spheres_silhouette.toml", ())
 # camera shake and random ray batches: rays made and gathered on the device
 MLP_SHAKEN = ("two_spheres_xyz.toml", ("cameras.jitter=0.05", "optim.batch_rays=60"))
-CASES = [SPHERES, MLP_SHAKEN]
-IDS = ["spheres", "mlp-jitter-batch"]
+# focused ray sampling: half of each batch drawn on the device from the kept predictions
+MLP_FOCUSED = (MLP_SHAKEN[0], (*MLP_SHAKEN[1], 'optim.ray_sampling="focused"'))
+CASES = [SPHERES, MLP_SHAKEN, MLP_FOCUSED]
+IDS = ["spheres", "mlp-jitter-batch", "mlp-jitter-focused"]
 
 
 def tiny_scene(case, iterations: int = 8, *extra: str):
@@ -262,6 +264,18 @@ def test_divergence_on_the_first_step_of_a_chunk(monkeypatch):
     assert int(fitter.state()["adam_t"]) == 0
 
 
+def test_a_nan_field_halts_a_silhouette_fit_that_reuses_the_march_values():
+    """A silhouette-only fit takes its values on the tape from the unpolished
+    march's least SDF (losses.sample_values): a NaN field must still reach the
+    guard (the march keeps NaN samples in min_sdf)."""
+    fitter = Fitter.from_scene(tiny_scene(SPHERES, iterations=4), "cpu")
+    params = fitter.field.params.numpy()
+    fitter.field.params.assign(np.full_like(params, np.nan))
+    with pytest.raises(DivergedError, match="at iteration 1; kept the parameters of iteration 0"):
+        fitter.steps(2)
+    assert np.isnan(fitter.buffers.detached.numpy()).any()
+
+
 # ---------------------------------------------------------------------------
 # 4. The history equals a host computation
 # ---------------------------------------------------------------------------
@@ -273,8 +287,10 @@ def test_records_match_the_host(case):
     fitter = Fitter.from_scene(scene, "cpu")
     for i in range(4):
         record = fitter.step()
-        pred = fitter.buffers.hits.hit_t.numpy() >= 0.0
-        truth = fitter.inputs.mask.numpy() > 0.5
+        u = fitter.inputs.uniform_count  # the batch's uniform rays (all but focused ones)
+        assert u == (30 if case is MLP_FOCUSED else fitter.batch)
+        pred = fitter.buffers.hits.hit_t.numpy()[:u] >= 0.0
+        truth = fitter.inputs.mask.numpy()[:u] > 0.5
         union = np.logical_or(pred, truth).sum()
         assert record.iteration == i + 1
         assert record.loss == float(fitter.buffers.loss.numpy()[0])
@@ -294,8 +310,9 @@ def test_records_match_the_host(case):
 # ---------------------------------------------------------------------------
 
 
-def test_no_allocation_or_readback_inside_a_chunk(monkeypatch):
-    scene = tiny_scene(MLP_SHAKEN, iterations=40)
+@pytest.mark.parametrize("case", [MLP_SHAKEN, MLP_FOCUSED], ids=IDS[1:])
+def test_no_allocation_or_readback_inside_a_chunk(monkeypatch, case):
+    scene = tiny_scene(case, iterations=40)
     fitter = Fitter.from_scene(scene, "cpu")
     fitter.steps(8)  # compiles, allocates the chunk arrays
     counts: collections.Counter = collections.Counter()
@@ -335,6 +352,30 @@ def test_chunk_length():
     assert ends == [3, 4, 5, 6, 8, 9, 10, 11]
     assert chunk_length(0, 100, (10, 20, 100)) == 10
     assert chunk_length(97, 100, (10, 20, 100)) == 3
+
+
+def _records(seconds_per_chunk: list[tuple[int, float]]) -> list[StepRecord]:
+    """Records of chunks of (steps, seconds per step), as Fitter.steps gives them."""
+    records, it = [], 0
+    for steps, seconds in seconds_per_chunk:
+        for _ in range(steps):
+            it += 1
+            records.append(StepRecord(it, 0.0, {}, 0.0, 1.0, 1e-3, 50.0, seconds))
+    return records
+
+
+def test_step_rate_counts_every_step_with_its_time():
+    """The live table's it/s (issue 11: it counted the first chunk's steps but
+    not its time): steps over the time they took, the first chunk's included;
+    the ETA at the latest chunk's pace."""
+    rate = StepRate()
+    assert rate.per_second == 0.0 and rate.eta(10) == 0.0
+    # a first chunk of 10 steps that compiled kernels (2 s each), then 20 at 0.1 s
+    for record in _records([(10, 2.0), (10, 0.1), (10, 0.1)]):
+        rate.add(record)
+    assert rate.per_second == pytest.approx(30 / 22.0)
+    assert rate.eta(100) == pytest.approx(10.0)
+    assert rate.eta(-3) == 0.0
 
 
 def test_fit_log_has_a_row_per_iteration(tmp_path, monkeypatch):

@@ -110,7 +110,7 @@ LAYERS = {
     "march": 4,
     "render": 5, "losses": 5, "export": 5,
     "targets": 6,
-    "metrics": 7, "viewing": 7,
+    "metrics": 7, "viewing": 7, "carve": 7,
     "fit": 8,
     "sweep": 9, "bench": 9,
     "report": 10,

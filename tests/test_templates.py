@@ -28,7 +28,8 @@ NAMES = {"name": "demo", "file": "demo.toml", "mesh": "demo_mesh.ply", "views": 
 # `key = value  # comment`, commented out (`# key = value`) or inside the shape
 # help (`#   key = value`); the value may be empty.
 KEY_LINE = re.compile(
-    r"^(?P<lead>#(?P<shape>  )? )?(?P<key>[a-z_]+) =(?: (?P<value>.*?))?  +# (?P<comment>.*)$"
+    r"^(?P<lead>#(?P<shape>  )? )?(?P<key>[a-z_][a-z0-9_]*) ="
+    r"(?: (?P<value>.*?))?  +# (?P<comment>.*)$"
 )
 SECTION_LINE = re.compile(r"^\[(?P<section>[a-z_]+)\]  +# (?P<comment>.*)$")
 

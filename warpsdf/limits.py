@@ -86,9 +86,46 @@ MAX_MARCH_STEPS = 1 << 16
 # (time: rays x spheres evaluations a step).
 MAX_SPHERES = 1 << 16
 
+# Voxel-grid model (model.kind = "grid"): (n + 1)^3 values for n cells a side
+# of its finest stage, each a float32 in the parameters, their gradient, Adam's
+# two moments, the three backups of an update and the smoothness term's
+# Laplacian (8 on the device), a resampling copy when a stage starts, and the
+# checkpoint's host copies of the parameters and moments: about this many
+# bytes a lattice point. The limit is the largest n whose lattice fits
+# MEMORY_BUDGET (690, all 16 GiB of it; 512 plans 6.5 GiB).
+BYTES_PER_GRID_VOXEL = 52
+MAX_GRID_RESOLUTION = math.floor((MEMORY_BUDGET // BYTES_PER_GRID_VOXEL) ** (1.0 / 3.0)) - 1
+
+# Hash-grid model (model.kind = "hashgrid"): its tables hold L levels of at most
+# 2^T entries of F features, each a float32 in the parameters, their gradient,
+# Adam's two moments and the three backups of an update (7 on the device), and
+# the checkpoint's host copies of the parameters and moments: about this many
+# bytes a table value; the tables must fit MEMORY_BUDGET (a cross check). The
+# kernels read each level's entry count from float32 meta (exact below 2^24:
+# MAX_HASH_LOG2_SIZE) and its features into the MLP's first-layer input vector
+# (L F <= MAX_ENCODING_INPUTS, the Fourier features' 63 values); a level's
+# resolution is a float32 position, which keeps 1/256 of a cell at 65536.
+BYTES_PER_HASH_VALUE = 40
+MAX_HASH_LEVELS = 32
+MAX_HASH_FEATURES = 8
+MAX_HASH_LOG2_SIZE = 24
+MIN_HASH_LOG2_SIZE = 4
+MAX_ENCODING_INPUTS = 3 + 6 * MAX_FREQUENCIES
+MAX_HASH_RESOLUTION = 1 << 16
+
 # Marching-cubes grid of mesh.ply: a float per grid point (1024^3 = 4 GiB).
 MAX_MESH_RESOLUTION = 1024
 MIN_MESH_RESOLUTION = 8
+
+# Visual-hull lattice (warpsdf carve, model.init = "visual_hull"): per lattice
+# point the occupancy (a byte, on the device and the host), the distance
+# transform's two float32 results, its second buffer and scratch (an int and a
+# float), the signed distance (device and host) and a host staging copy: at
+# most this many bytes at once. 512^3 plans 4 GiB (1024^3 would be 32 GiB,
+# over MEMORY_BUDGET) and takes minutes on a CPU.
+BYTES_PER_CARVE_VOXEL = 32
+MAX_CARVE_RESOLUTION = 512
+MIN_CARVE_RESOLUTION = MIN_MESH_RESOLUTION  # the hull's mesh is marching cubes of its lattice
 
 # Files and names (io/files): a text input (a scene, a sweep file, a
 # cameras.json, a run's metrics.json) is read whole into memory, so it may be at
@@ -109,3 +146,7 @@ assert MAX_ITERATIONS * 2 <= MAX_INDEX
 assert MAX_MARCH_STEPS * 64 <= MAX_INDEX
 assert MAX_SPHERES * 4 <= MAX_INDEX
 assert MAX_MESH_RESOLUTION**3 <= MAX_INDEX
+assert MAX_ENCODING_INPUTS * (1 << MAX_HASH_LOG2_SIZE) <= MAX_INDEX  # the tables' floats
+assert BYTES_PER_GRID_VOXEL * (MAX_GRID_RESOLUTION + 1) ** 3 <= MEMORY_BUDGET
+assert (MAX_GRID_RESOLUTION + 1) ** 3 + 1 <= MAX_INDEX
+assert BYTES_PER_CARVE_VOXEL * MAX_CARVE_RESOLUTION**3 <= MEMORY_BUDGET

@@ -5,21 +5,26 @@ the tape, so their gradient flows on into the field parameters.
 
 Terms (index into the ``terms`` array, unweighted, each a mean):
   0 silhouette: soft mask m = sigmoid(-alpha f(x_min)) against the target mask,
-    on rays that are not hits in both prediction and target (IDR);
+    on rays that are not hits in both prediction and target (IDR), leaving out
+    background rays whose soft mask is below SOFT_MASK_FLOOR (see there);
   1 xyz: |x(theta) - x*| on rays both hit, with the implicit hit point
     x(theta) = x0 - d (f(x0; theta) - f0) / (grad f(x0) . d);
   2 depth: |t(theta) - t*| on rays both hit;
-  3 eikonal: (|grad f| - 1)^2 at random points, grad f by finite differences.
+  3 eikonal: (|grad f| - 1)^2 at random points, grad f by finite differences;
+  4 smoothness: the field kind's own regulariser (:meth:`warpsdf.fields.base.Field.regularize`:
+    the grid's mean squared discrete Laplacian; 0 for kinds without one).
 ``loss`` is the weighted sum that the tape differentiates.
 """
 
 from __future__ import annotations
 
+import math
 from enum import IntEnum
 
 import warp as wp
 
-from warpsdf.fields.base import tetrahedral_gradient
+from warpsdf.fields.base import Field, evaluate, record_backward, tetrahedral_gradient
+from warpsdf.march import Polish, RayHits
 from warpsdf.scene import PointLoss, SilhouetteLoss
 
 
@@ -28,6 +33,7 @@ class Term(IntEnum):
     XYZ = 1
     DEPTH = 2
     EIKONAL = 3
+    SMOOTHNESS = 4
 
 
 class SilhouetteCode(IntEnum):
@@ -58,6 +64,17 @@ TERM_NAMES = tuple(t.name.lower() for t in Term)
 # |grad f . d| is clamped to at least this when differentiating the hit point,
 # so grazing hits do not blow up the gradient.
 MIN_GRAD_DOT_DIR = 0.1
+
+# A background ray (target mask 0) whose soft mask sigmoid(-alpha f) is below
+# this, i.e. alpha f > SOFT_MASK_CUT, is left out of the silhouette term: its
+# term is below SOFT_MASK_FLOOR / alpha (BCE; its square for MSE) and its
+# gradient below SOFT_MASK_FLOOR of the largest a ray can have, and leaving it
+# out leaves its adjoint exactly 0, so the field's backward skips it
+# (fields/base.backward_kernel). Measured on the mlp benchmark case at alpha 50:
+# 43% of the rays, 0.04% of the adjoints' total magnitude; as alpha anneals
+# upwards, every ray more than SOFT_MASK_CUT / alpha outside the silhouette.
+SOFT_MASK_FLOOR = 1e-3
+SOFT_MASK_CUT = math.log(1.0 / SOFT_MASK_FLOOR - 1.0)  # 6.9068
 
 
 @wp.func
@@ -107,7 +124,8 @@ def ray_loss_kernel(
     target_depth: wp.array(dtype=float),  # (R,) target ray distance (world units)
     alpha_schedule: wp.array(dtype=float),  # (S,) soft-mask sharpness per iteration, 1/world units
     iteration: wp.array(dtype=int),  # (1,) 0-based iteration; indexes alpha_schedule
-    inv_count: float,  # 1 / R: every term is a mean over the rays
+    ray_weight: wp.array(dtype=float),  # (R,) each ray's share of a term's mean: 1 / R, or
+    # focused sampling's importance weights (warpsdf.fit.focus); constants
     w_silhouette: float,  # loss weights (0 switches a term off)
     w_xyz: float,
     w_depth: float,
@@ -123,6 +141,7 @@ def ray_loss_kernel(
     if min_sdf[r] == wp.inf:
         return  # FAR_SDF: the ray never enters the bound, nothing to learn from it
     # every ray in the bound counts, with its real SDF however large (march.py)
+    inv_count = ray_weight[r]
     alpha = scheduled(alpha_schedule, iteration)
     y = target_mask[r]
     f = values[r]
@@ -141,6 +160,8 @@ def ray_loss_kernel(
             wp.atomic_add(terms_out, int(Term.DEPTH), e * inv_count)
             wp.atomic_add(loss_out, 0, w_depth * e * inv_count)
     elif w_silhouette > 0.0:
+        if y <= 0.5 and alpha * f > SOFT_MASK_CUT:
+            return  # soft mask below SOFT_MASK_FLOOR on the background: left out
         if silhouette_code == int(SilhouetteCode.MSE):
             m = 1.0 / (1.0 + wp.exp(alpha * f))
             e = (m - y) * (m - y)
@@ -178,3 +199,49 @@ def sample_points_kernel(
     """One thread per ray (dim = R). Not differentiable (the points are constants)."""
     r = wp.tid()
     points_out[r] = origins[r] + directions[r] * min_t[r]
+
+
+@wp.kernel(enable_backward=False)
+def marched_values_kernel(
+    min_sdf: wp.array(dtype=float),  # (R,) the march's least SDF, at o + d min_t; FAR_SDF: outside
+    values_out: wp.array(dtype=float),  # (R,) f at each ray's sample point; 0 outside the bound
+    detached_out: wp.array(dtype=float),  # (R,) the same values, as constants
+):
+    """One thread per ray (dim = R). Not differentiable here: the gradient of
+    ``values_out`` is the field's own backward (:func:`sample_values`)."""
+    r = wp.tid()
+    f = min_sdf[r]
+    if f == wp.inf:
+        f = 0.0  # FAR_SDF: the ray never enters the bound, the loss skips it
+    values_out[r] = f
+    detached_out[r] = f
+
+
+def sample_values(
+    field: Field,
+    hits: RayHits,
+    points: wp.array,
+    values_out: wp.array,
+    detached_out: wp.array,
+    tape: wp.Tape,
+    polish: Polish,
+) -> None:
+    """The field at each ray's sample point (``points``: o + d min_t from
+    :func:`sample_points_kernel`) into ``values_out``, on ``tape``. A march
+    without polish already evaluated the field at exactly that point (its least
+    SDF, hits included): the values are copied from it rather than evaluated a
+    second time, and the tape gets the same custom backward at ``points``.
+    Polished hits moved past their last sample, so a polished march's points
+    are evaluated."""
+    if polish is Polish.NONE:
+        wp.launch(
+            marched_values_kernel,
+            dim=points.shape[0],
+            inputs=[hits.min_sdf],
+            outputs=[values_out, detached_out],
+            device=field.device,
+            record_tape=False,
+        )
+        record_backward(field, points, values_out, tape)
+    else:
+        evaluate(field, points, values_out, detached_out, tape)

@@ -13,8 +13,11 @@ inside) and steps by the SDF value until the SDF drops below ``hit_epsilon``
 
 A hit is polished with a few guarded Newton steps along the ray, so hit points
 sit on the surface far more tightly than ``hit_epsilon`` even at grazing
-angles. Per ray the marcher also records the smallest SDF value it saw and
-where (the fit's soft silhouette needs it).
+angles, and gets its normal (``Polish.NEWTON``, the default). A march whose
+hits only decide a hard mask (a silhouette-only fit: :func:`polish_for`) asks
+for ``Polish.NONE`` and skips that per-hit work, about 24 field evaluations a
+hit. Per ray the marcher also records the smallest SDF value it saw and where
+(the fit's soft silhouette needs it).
 
 Whether a ray enters the bound is explicit: ``min_sdf`` is ``FAR_SDF`` (+inf)
 exactly for the rays that never enter it, a value no ray inside can report
@@ -35,7 +38,7 @@ import numpy as np
 import warp as wp
 
 from warpsdf.fields.base import Field, FieldFunctions
-from warpsdf.scene import MarchConfig
+from warpsdf.scene import MarchConfig, SupervisionConfig, SupervisionMode
 
 # How far past the back wall a ray may march with clip_back = false, in bound radii.
 NOCLIP_EXTRA_BOUNDS = 4.0
@@ -75,6 +78,25 @@ class BackWall(IntEnum):
 
 def back_wall(clip_back: bool) -> BackWall:
     return BackWall.CLIP if clip_back else BackWall.OPEN
+
+
+class Polish(IntEnum):
+    """What the marcher does at a hit, inside the kernels."""
+
+    # the hit stays where the SDF first fell below hit_epsilon; no normal and no
+    # grad f . d (both 0): for hits that only decide a hard mask
+    NONE = 0
+    # POLISH_STEPS guarded Newton steps onto f = 0, then the normal and grad f . d
+    # there: for exact points (XYZ and depth terms, renders, metrics, exports)
+    NEWTON = 1
+
+
+def polish_for(supervision: SupervisionConfig) -> Polish:
+    """The one rule for a fit's march: exact hit points only where a supervised
+    term reads them (xyz, depth); a silhouette-only fit uses the least-SDF value
+    of misses and hit/miss alone (:func:`warpsdf.losses.ray_loss_kernel`)."""
+    exact = {SupervisionMode.XYZ, SupervisionMode.DEPTH}
+    return Polish.NEWTON if exact & set(supervision.mode) else Polish.NONE
 
 
 @wp.func
@@ -121,12 +143,13 @@ def march_kernel(functions: FieldFunctions) -> wp.Kernel:
         clip_back: int,  # a BackWall
         max_steps: int,
         hit_epsilon: float,  # world units
+        polish: int,  # a Polish
         hit_t_out: wp.array(dtype=float),  # (R,) distance to the hit; -1 = miss
         points_out: wp.array(dtype=wp.vec3),  # (R,) hit point (last sample on a miss)
-        normals_out: wp.array(dtype=wp.vec3),  # (R,) unit normal at the hit; 0 on a miss
+        normals_out: wp.array(dtype=wp.vec3),  # (R,) unit normal at a hit; 0: miss, Polish.NONE
         min_sdf_out: wp.array(dtype=float),  # (R,) smallest SDF seen; FAR_SDF (inf): outside
         min_t_out: wp.array(dtype=float),  # (R,) distance where it was seen
-        grad_dot_dir_out: wp.array(dtype=float),  # (R,) (raw grad f at the hit) . dir; 0 on a miss
+        grad_dot_dir_out: wp.array(dtype=float),  # (R,) (raw grad f at a hit) . dir; 0 likewise
         evals_out: wp.array(dtype=int),  # (R,) SDF evaluations the ray needed (work counting)
     ):
         """One thread per ray (dim = R rounded up to whole blocks; surplus threads
@@ -160,16 +183,29 @@ def march_kernel(functions: FieldFunctions) -> wp.Kernel:
             if active == 1:
                 evals += 1
                 f = f_new
-                if f < min_sdf:
+                if f < min_sdf or wp.isnan(f):
                     min_sdf = f
                     min_t = t
                 if f < hit_epsilon:
                     hit = 1
                     active = 0
+                elif wp.isnan(f):
+                    active = 0  # a broken field: the ray ends, min_sdf shows the NaN
                 else:
                     t = t + f
                     if t > t_far:
                         active = 0
+        if polish == int(Polish.NONE):
+            # the hit as found: f < hit_epsilon, the least SDF seen (so min_t = t)
+            if tid < count:
+                hit_t_out[r] = wp.where(hit == 1, t, -1.0)
+                points_out[r] = o + d * wp.min(t, t_far)
+                normals_out[r] = wp.vec3(0.0)
+                min_sdf_out[r] = min_sdf
+                min_t_out[r] = min_t
+                grad_dot_dir_out[r] = 0.0
+                evals_out[r] = evals
+            return
         if block_any(hit) != 0:
             # Newton steps along the ray on f(t) = 0, with the slope kept away
             # from zero (grazing rays) and each step kept only if it reduces |f|.
@@ -217,6 +253,9 @@ class RayHits:
     ``grad_dot_dir`` is the raw SDF gradient at the hit dotted with the ray
     direction (the denominator of the implicit hit point). ``evals`` counts the
     SDF evaluations each ray cost (a gradient counts as ``grad_cost``).
+    With :attr:`Polish.NONE` a hit is the first sample below ``hit_epsilon``
+    (``min_sdf`` is its value and ``min_t`` its distance, as for a miss) and
+    ``normals`` and ``grad_dot_dir`` are 0 for every ray.
     """
 
     hit_t: wp.array
@@ -255,8 +294,11 @@ def march(
     directions: wp.array,
     config: MarchConfig,
     out: RayHits | None = None,
+    polish: Polish = Polish.NEWTON,
 ) -> RayHits:
-    """Sphere-trace ``field`` along the rays. ``out`` is reused if given."""
+    """Sphere-trace ``field`` along the rays. ``out`` is reused if given;
+    ``polish`` says what a hit gets (:class:`Polish`; :func:`polish_for` picks
+    it for a fit)."""
     n = origins.shape[0]
     out = out or RayHits.allocate(n, field.device)
     field.functions.launch(
@@ -270,6 +312,7 @@ def march(
             *bound_args(config),
             int(config.max_steps),
             float(config.hit_epsilon),
+            int(polish),
         ],
         outputs=out.outputs(),
         device=field.device,

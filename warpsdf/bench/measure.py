@@ -29,6 +29,7 @@ from warpsdf.fields.mlp import MLPField
 from warpsdf.fields.mlp_core import num_inputs
 from warpsdf.fields.spheres import SphereSetField
 from warpsdf.fit import Fitter
+from warpsdf.march import Polish, polish_for
 from warpsdf.render import RenderMode, render
 from warpsdf.scene import load_scene
 from warpsdf.targets import build_target
@@ -138,18 +139,26 @@ def bench_fit(
     fitter.load_state(before)  # the profiled pass replays the same steps
     fitter.profile = True
     phases: dict[str, list[float]] = {}
-    evals = []
+    evals, backward_rays = [], []
     profiled = time.perf_counter()
     for _ in range(iterations):
         fitter.steps(1)
         for k, v in fitter.timings.items():
             phases.setdefault(k, []).append(v)
         evals.append(int(fitter.buffers.hits.evals.numpy().sum()))
+        # the field's backward skips rays whose adjoint is 0 (losses.SOFT_MASK_FLOOR)
+        backward_rays.append(int(np.count_nonzero(fitter.buffers.values.grad.numpy())))
     profiled = (time.perf_counter() - profiled) / iterations
     fwd, bwd = eval_flops(fitter.field)
-    taped = fitter.batch + (4 * scene.optim.eikonal_samples if fitter.w_eikonal > 0 else 0)
+    eikonal = 4 * scene.optim.eikonal_samples if fitter.w_eikonal > 0 else 0
+    polish = polish_for(scene.supervision)
+    # taped evaluations: the rays' sample points (unless the unpolished march's
+    # least SDF is reused, losses.sample_values) and the eikonal points; the
+    # backward: those of them with a non-zero adjoint, and the eikonal points
+    taped_forward = (fitter.batch if polish is Polish.NEWTON else 0) + eikonal
     march_evals = float(np.mean(evals))
-    flops = march_evals * fwd + taped * (fwd + bwd)
+    taped_backward = float(np.mean(backward_rays)) + eikonal
+    flops = (march_evals + taped_forward) * fwd + taped_backward * bwd
     peak = peak_fp32(device, peak_gflops)
     line = {
         "benchmark": "fit",
@@ -161,6 +170,7 @@ def bench_fit(
         "resolution": list(scene.cameras.resolution),
         "rays_per_iteration": fitter.batch,
         "max_steps": scene.march.max_steps,
+        "polish": polish.name.lower(),
         "device": device,
         "device_name": device_name(device),
         "warp_version": wp.__version__,
@@ -172,6 +182,7 @@ def bench_fit(
         "profiled_ms_per_iteration": round(profiled * 1e3, 3),
         "graph": bool(fitter.use_graph),
         "march_evals_per_ray": round(march_evals / fitter.batch, 2),
+        "backward_ray_share": round(float(np.mean(backward_rays)) / fitter.batch, 3),
         "gflop_per_iteration": round(flops / 1e9, 4),
         "peak_memory_mb": round(peak_memory_bytes(device) / 2**20, 1),
     }

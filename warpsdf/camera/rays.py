@@ -49,6 +49,36 @@ def pixel_direction(
 
 
 @wp.func
+def point_pixel(
+    point: wp.vec3d,  # world units
+    width: int,  # pixels
+    height: int,  # pixels
+    tan_half: wp.float64,  # tan(fov / 2), vertical
+    eye: wp.vec3d,  # camera frame: eye (world units), then unit world vectors
+    right: wp.vec3d,
+    up: wp.vec3d,
+    back: wp.vec3d,  # the camera looks along -back
+) -> wp.vec3d:
+    """The inverse of :func:`pixel_direction` (the host's twin is
+    :meth:`Camera.project`): (row, column, depth) of a world point, with pixel
+    (i, j)'s centre at (i + 0.5, j + 0.5), row 0 at the top, and depth the
+    distance along the view axis (world units). A point behind the camera has
+    depth <= 0 and row = column = 0. Float64, not differentiable."""
+    rel = point - eye
+    depth = -wp.dot(rel, back)
+    zero = wp.float64(0.0)
+    if depth <= zero:
+        return wp.vec3d(zero, zero, depth)
+    one = wp.float64(1.0)
+    half = wp.float64(0.5)
+    wf = wp.float64(width)
+    hf = wp.float64(height)
+    col = (wp.dot(rel, right) / depth / (tan_half * wf / hf) + one) * wf * half
+    row = (one - wp.dot(rel, up) / depth / tan_half) * hf * half
+    return wp.vec3d(row, col, depth)
+
+
+@wp.func
 def camera_of_ray(
     ray: int,  # id of a ray among all cameras' rays, camera after camera
     camera_first: wp.array(dtype=int),  # (C,) id of each camera's first ray, ascending

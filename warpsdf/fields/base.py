@@ -91,6 +91,10 @@ class Field:
     """A field instance: its functions and its arrays on one device."""
 
     functions: FieldFunctions
+    # Each parameter sees only a few of a step's points (a voxel grid): the fit
+    # uses lazy Adam (warpsdf.fit.optim), which leaves a parameter with no
+    # gradient in a step alone instead of moving it on its momentum.
+    sparse_gradients: bool = False
 
     def __init__(self, params: wp.array, meta: wp.array):
         self.params = params
@@ -117,6 +121,18 @@ class Field:
         checkpoint loaded at ``iteration``). Arrays keep their identity (only
         their contents change), so a captured step graph stays valid.
         Default: nothing to do."""
+
+    # ------------------------------------------------ the kind's own loss term
+
+    def regularize(self, weight: float, iteration: wp.array, term: int, terms_out: wp.array,
+                   loss_out: wp.array, tape: wp.Tape | None = None) -> None:  # fmt: skip
+        """Add the kind's own regulariser to a step's loss: ``weight`` x its value
+        to ``loss_out[0]`` and the unweighted value to ``terms_out[term]``, with
+        its parameter gradient recorded on ``tape``. ``iteration`` is the device
+        iteration counter (for draws that differ per step). Called inside every
+        step, so it must launch the same kernels every time: no allocation, no
+        readback (a captured graph replays it). Default: none (the grid's
+        smoothness term is one)."""
 
     def backward_into(self, points: wp.array, adj_values: wp.array) -> None:
         """``params.grad += sum_i adj_values[i] * d sdf(points[i]) / d params``."""
@@ -269,10 +285,17 @@ def evaluate(
         device=field.device,
         record_tape=False,  # its gradient is the custom backward below
     )
-    if tape is None:
-        return
+    if tape is not None:
+        record_backward(field, points, values_out, tape)
+
+
+def record_backward(field: Field, points: wp.array, values: wp.array, tape: wp.Tape) -> None:
+    """Record on ``tape`` that ``values`` are the field at ``points``, so that
+    ``values.grad`` flows into ``field.params.grad`` (the custom backward). For
+    values :func:`evaluate` computed, or that a kernel already had (the march's
+    least SDF, :func:`warpsdf.losses.sample_values`)."""
 
     def backward() -> None:
-        field.backward_into(points, values_out.grad)
+        field.backward_into(points, values.grad)
 
-    tape.record_func(backward, arrays=[field.params, values_out])
+    tape.record_func(backward, arrays=[field.params, values])

@@ -4,20 +4,37 @@ field class."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from warpsdf.errors import WarpsdfError
 from warpsdf.fields.base import Field
+from warpsdf.fields.grid import GridField, grid_param_count, lattice_points, pack_grid
+from warpsdf.fields.hash_encoding import HashGridSpec
+from warpsdf.fields.hashgrid import HashGridField, hashgrid_init
+from warpsdf.fields.hashgrid import num_params as hashgrid_params
 from warpsdf.fields.mlp import MLPField
 from warpsdf.fields.mlp_core import geometric_init, num_params
 from warpsdf.fields.spheres import SPHERE_RECORD, SphereSetField, grid_centers, random_centers
 from warpsdf.scene import ModelInit, ModelKind, Scene
 
 
-def make_field(scene: Scene, rng: np.random.Generator, device=None) -> Field:
+def make_field(
+    scene: Scene,
+    rng: np.random.Generator,
+    device=None,
+    init_sdf: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> Field:
     """The scene's model at its initial state (draws from ``rng``: random sphere
-    centres, or the MLP's geometric initialisation)."""
+    centres, or the MLP's geometric initialisation). ``init_sdf`` (world
+    points (N, 3) -> signed distances (N,), world units) is the shape
+    ``model.init = "visual_hull"`` starts from: the carved hull's
+    (:meth:`warpsdf.carve.Hull.at`, which the fit passes; this layer cannot
+    carve)."""
     m = scene.model
+    if m.init is ModelInit.VISUAL_HULL and init_sdf is None:
+        raise ValueError('model.init = "visual_hull" needs init_sdf (the hull\'s signed distance)')
     if m.kind is ModelKind.SPHERES:
         half = 0.5 * scene.march.bound_radius
         if m.init is ModelInit.RANDOM:
@@ -25,9 +42,40 @@ def make_field(scene: Scene, rng: np.random.Generator, device=None) -> Field:
         else:
             centers = grid_centers(m.count, half)
         params = np.column_stack([centers, np.full(m.count, m.init_radius)])
+    elif m.kind is ModelKind.GRID:
+        if m.init is ModelInit.VISUAL_HULL:
+            params = grid_params(scene, init_sdf)
+        else:
+            params = grid_params(scene, lambda x: np.linalg.norm(x, axis=1) - m.init_radius)
+    elif m.kind is ModelKind.HASHGRID:
+        params = hashgrid_init(hashgrid_spec(scene), rng)
     else:
         params = geometric_init(m.fourier_frequencies, m.hidden, m.layers, m.init_radius, rng)
     return field_from_params(scene, params, device)
+
+
+def grid_params(scene: Scene, sdf: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """A grid model's parameters at its first stage (``model.grid_resolution[0]``
+    cells a side): ``sdf`` (world points (N, 3) -> signed distances (N,)) at
+    the lattice points (:func:`warpsdf.fields.grid.lattice_points`)."""
+    n, finest = scene.model.grid_resolution[0], scene.model.grid_resolution[-1]
+    return pack_grid(sdf(lattice_points(n, scene.march.bound_radius)), n, finest)
+
+
+def hashgrid_spec(scene: Scene) -> HashGridSpec:
+    """The sizes of a hashgrid model (``[model]`` hash_* keys, hidden, layers)."""
+    m = scene.model
+    return HashGridSpec(
+        levels=m.hash_levels,
+        features=m.hash_features,
+        log2_size=m.hash_log2_size,
+        base_resolution=m.hash_base_resolution,
+        max_resolution=m.hash_max_resolution,
+        width=m.hidden,
+        layers=m.layers,
+        bound_radius=scene.march.bound_radius,
+        init_radius=m.init_radius,
+    )
 
 
 def expected_params(scene: Scene) -> int:
@@ -35,6 +83,10 @@ def expected_params(scene: Scene) -> int:
     m = scene.model
     if m.kind is ModelKind.SPHERES:
         return SPHERE_RECORD * m.count
+    if m.kind is ModelKind.GRID:
+        return grid_param_count(m.grid_resolution[-1])
+    if m.kind is ModelKind.HASHGRID:
+        return hashgrid_params(hashgrid_spec(scene))
     return num_params(m.fourier_frequencies, m.hidden, m.layers)
 
 
@@ -60,6 +112,18 @@ def field_from_params(
     if m.kind is ModelKind.SPHERES:
         p = params.reshape(-1, SPHERE_RECORD)
         return SphereSetField(p[:, :3], p[:, 3], m.smooth_k, device=device)
+    if m.kind is ModelKind.GRID:
+        try:
+            return GridField(
+                params, m.grid_resolution, scene.march.bound_radius, m.coarse_to_fine, device
+            )
+        except ValueError as err:  # a layout tag that is not one of the stages
+            raise WarpsdfError(f"{source}: {err}") from None
+    if m.kind is ModelKind.HASHGRID:
+        return HashGridField(
+            params, hashgrid_spec(scene), coarse_to_fine=m.coarse_to_fine, device=device,
+            kernels=m.kernels,
+        )  # fmt: skip
     return MLPField(
         params, m.fourier_frequencies, m.hidden, m.layers, device=device, kernels=m.kernels
     )

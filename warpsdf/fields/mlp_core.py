@@ -8,8 +8,9 @@ layout, initialisation and the forward pass that the scalar kernels use.
 softplus(z) = log(1 + exp(beta z)) / beta with beta = SOFTPLUS_BETA (a smooth
 ReLU). ``params`` is one flat float array holding, layer by layer, W
 (width x fan-in, row-major) then b, and finally w_out, b_out
-(:func:`layer_offset`); ``meta = [L (Fourier frequencies), width, layers, beta]``
-(:func:`mlp_meta`, read in kernels by :func:`unpack_meta`). Geometric
+(:func:`layer_offset`); ``meta = [n_in, width, layers, beta, L]`` (n_in the
+first layer's inputs, L the Fourier frequencies; :func:`mlp_meta`, read in
+kernels by :func:`unpack_meta`). Geometric
 initialisation (IDR / SAL, :func:`geometric_init`) makes the field start as the
 sphere |x| = init_radius. One compiled kernel serves every width up to
 MAX_WIDTH, depth up to MAX_LAYERS and frequency count up to MAX_FREQUENCIES.
@@ -23,11 +24,20 @@ points per tile matrix product, on a padded copy of ``params``).
 The layout is defined once, in plain Python (:func:`num_inputs`,
 :func:`layer_offset`); kernels call the same bodies compiled by Warp
 (``wp_num_inputs``, ``wp_layer_offset``).
+
+The input features are pluggable (:class:`Encoding`): the Fourier features
+here, or the hash grid's multiresolution encoding
+(:mod:`warpsdf.fields.hash_encoding`), whose features come from a table of
+parameters stored before the network's. Every network's ``meta`` starts with
+the same ``NETWORK_META`` floats ``[n_in, width, layers, beta]``; an encoding's
+own constants follow them.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import warp as wp
@@ -67,14 +77,25 @@ def num_params(frequencies: int, width: int, layers: int) -> int:
     return layer_offset(layers, num_inputs(frequencies), width) + width + 1
 
 
+# Floats of the network header every network's meta starts with (n_in, width,
+# layers, beta); an encoding's own constants follow.
+NETWORK_META = 4
+
+
+def network_meta(n_in: int, width: int, layers: int) -> list[float]:
+    """The ``NETWORK_META`` header of a network's ``meta`` (see :func:`unpack_meta`)."""
+    return [float(n_in), float(width), float(layers), SOFTPLUS_BETA]
+
+
 def mlp_meta(frequencies: int, width: int, layers: int) -> list[float]:
-    """The ``meta`` array of a network of these sizes (see :func:`unpack_meta`)."""
-    return [float(frequencies), float(width), float(layers), SOFTPLUS_BETA]
+    """The ``meta`` array of the Fourier-feature network of these sizes: the
+    network header, then the frequency count."""
+    return [*network_meta(num_inputs(frequencies), width, layers), float(frequencies)]
 
 
 @wp.func
 def unpack_meta(meta: wp.array(dtype=float)):
-    """(frequencies, width, layers, beta) from the 4 floats of :func:`mlp_meta`."""
+    """(n_in, width, layers, beta) from the ``NETWORK_META`` header of any network's meta."""
     return int(meta[0]), int(meta[1]), int(meta[2]), meta[3]
 
 
@@ -117,14 +138,62 @@ def fourier_features(x: wp.vec3, frequencies: int) -> vec_features:
     return feat
 
 
-def _forward(keep: bool) -> wp.Function:
+@wp.func
+def fourier_inputs(params: wp.array(dtype=float), meta: wp.array(dtype=float), x: wp.vec3,
+                   table_base: int):  # fmt: skip
+    """The Fourier encoding's features (:class:`Encoding`): ``fourier_features``
+    at L = meta[NETWORK_META]; it has no parameters, so the network starts at 0."""
+    return fourier_features(x, int(meta[NETWORK_META])), 0
+
+
+@wp.func
+def no_encoding_backward(params: wp.array(dtype=float), meta: wp.array(dtype=float), x: wp.vec3,
+                         table_base: int, d_features: vec_features,
+                         grad_params: wp.array(dtype=float)):  # fmt: skip
+    """The parameter backward of an encoding without parameters: nothing."""
+    pass
+
+
+@dataclass(frozen=True)
+class Encoding:
+    """The network's input features at a point, as Warp functions.
+
+    ``features(params, meta, x, table_base) -> (vec_features, base)``: the first
+    n_in entries set (the rest 0) and ``base``, the index in ``params`` where the
+    network's own layout (:func:`layer_offset`) starts. An encoding with
+    parameters reads them from ``params`` at ``table_base``: the scalar kernels
+    store them first (``table_base`` 0, the network after them), the tiled ones
+    after their padded network. ``backward(params, meta, x, table_base,
+    d_features, grad_params)`` adds sum_i d_features[i] d feature_i / d params
+    (atomic adds); ``has_params`` False skips it (the Fourier features).
+    ``name`` keys kernel caches."""
+
+    name: str
+    features: wp.Function
+    backward: wp.Function = no_encoding_backward
+    has_params: bool = False
+
+
+FOURIER = Encoding("fourier", fourier_inputs)
+
+
+@functools.cache
+def network_forward(encoding: Encoding, keep: bool) -> wp.Function:
+    """The forward pass of the network on ``encoding``'s features (see
+    :func:`_forward`), built once per encoding and variant."""
+    return _forward(keep, encoding)
+
+
+def _forward(keep: bool, encoding: Encoding = FOURIER) -> wp.Function:
     """The forward pass, written once, compiled in two variants: with ``keep``
     it returns every hidden layer's pre-activations (for the backward), without
     it only scratch space for one layer (for plain evaluation, which the march
     calls many times per ray: no 8 KiB vec_layers there). It takes x rather than
     its features: a vector argument passed by value made NVRTC's compile of the
-    scalar march kernel about 60% slower."""
+    scalar march kernel about 60% slower. ``encoding`` supplies the features
+    (:class:`Encoding`)."""
     kept_vector = vec_layers if keep else vec_width
+    inputs = encoding.features
     # layer l's pre-activations z_l start at kept_stride * l * width in ``zs``
     kept_stride = 1 if keep else 0
 
@@ -138,16 +207,15 @@ def _forward(keep: bool) -> wp.Function:
         ``meta``: :func:`mlp_meta`. Forward only: the parameter gradient is
         written by hand from the kept pre-activations
         (:func:`warpsdf.fields.mlp_scalar.backward_mlp`)."""
-        frequencies, width, layers, beta = unpack_meta(meta)
-        n_in = wp_num_inputs(frequencies)
-        feat = fourier_features(x, frequencies)
+        n_in, width, layers, beta = unpack_meta(meta)
+        feat, base = inputs(params, meta, x, 0)
         a = vec_width()  # each layer's input: the features, then the activations
         for i in range(n_in):
             a[i] = feat[i]
         zs = kept_vector()
         fan_in = n_in
         for layer in range(layers):
-            off = wp_layer_offset(layer, n_in, width)
+            off = base + wp_layer_offset(layer, n_in, width)
             kept = kept_stride * layer * width
             for j in range(width):
                 z = params[off + width * fan_in + j]
@@ -157,7 +225,7 @@ def _forward(keep: bool) -> wp.Function:
             for j in range(width):
                 a[j] = softplus(zs[kept + j], beta)
             fan_in = width
-        off = wp_layer_offset(layers, n_in, width)
+        off = base + wp_layer_offset(layers, n_in, width)
         out = params[off + width]
         for i in range(width):
             out += params[off + i] * a[i]
@@ -166,8 +234,8 @@ def _forward(keep: bool) -> wp.Function:
     return forward
 
 
-mlp_forward = _forward(keep=False)
-mlp_forward_kept = _forward(keep=True)
+mlp_forward = network_forward(FOURIER, keep=False)
+mlp_forward_kept = network_forward(FOURIER, keep=True)
 
 
 def geometric_init(

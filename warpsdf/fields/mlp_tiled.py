@@ -22,6 +22,11 @@ refreshed from the flat ``params`` by one small kernel before each use:
 Padded units get weights 0 and bias ``PAD_BIAS``: their softplus is exactly 0
 and so is its slope, so they change neither the value nor any real gradient.
 Gradients come back into the flat ``params.grad`` through the same index map.
+An input encoding with parameters (the hash grid's table, see
+:class:`~warpsdf.fields.mlp_core.Encoding`) is read from the padded array after
+the network, at ``padded_size(width_p, layers)``, and its gradient goes there in
+the padded gradient (:func:`tiled_network`); its owner keeps that part of both
+arrays shared with the flat ones (no copies).
 ``block_dim`` is 1 on the CPU (where Warp runs one thread per block) unless
 ``wp.config.enable_cpu_blocks`` is set, which tests use to run real blocks.
 """
@@ -29,20 +34,22 @@ Gradients come back into the flat ``params.grad`` through the same index map.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from enum import IntEnum
 
 import warp as wp
 
 from warpsdf.fields.base import FieldFunctions, fd_gradient
 from warpsdf.fields.mlp_core import (
+    FOURIER,
     SOFTPLUS_BETA,
-    fourier_features,
+    Encoding,
     num_inputs,
     softplus,
     softplus_slope,
     unpack_meta,
+    vec_features,
     wp_layer_offset,
-    wp_num_inputs,
 )
 from warpsdf.limits import MAX_FREQUENCIES, MAX_TILED_WIDTH
 
@@ -92,8 +99,7 @@ def padded_source(k: int, meta: wp.array(dtype=float), width_p: int) -> int:
     """Where padded entry ``k`` (of a network with sizes ``meta``, in width bucket
     ``width_p``) comes from in the flat parameters: an index, or a negative
     :class:`PadFill` code. Integer arithmetic only."""
-    frequencies, width, layers, _beta = unpack_meta(meta)
-    n_in = wp_num_inputs(frequencies)
+    n_in, width, layers, _beta = unpack_meta(meta)
     ki = TILE_INPUTS
     if k < width_p * ki:  # W0 with b0 in its last column
         j = k // ki
@@ -131,7 +137,7 @@ def padded_source(k: int, meta: wp.array(dtype=float), width_p: int) -> int:
 @wp.kernel
 def pack_mlp_kernel(
     params: wp.array(dtype=float),  # (P,) flat MLP parameters (see warpsdf.fields.mlp_core)
-    meta: wp.array(dtype=float),  # [frequencies, width, layers, beta] (mlp_meta)
+    meta: wp.array(dtype=float),  # the network's meta, NETWORK_META header first
     width_p: int,  # the width bucket
     padded_out: wp.array(dtype=float),  # (padded_size,) the tiled kernels' copy
 ):
@@ -150,7 +156,7 @@ def pack_mlp_kernel(
 @wp.kernel
 def unpack_grad_kernel(
     padded_grad: wp.array(dtype=float),  # (padded_size,) gradient in the padded layout
-    meta: wp.array(dtype=float),  # [frequencies, width, layers, beta] (mlp_meta)
+    meta: wp.array(dtype=float),  # the network's meta, NETWORK_META header first
     width_p: int,  # the width bucket
     params_grad_out: wp.array(dtype=float),  # (P,) flat gradient, accumulated (+=)
 ):
@@ -162,17 +168,22 @@ def unpack_grad_kernel(
         params_grad_out[src] = params_grad_out[src] + padded_grad[k]
 
 
-@wp.func
-def tile_features(x: wp.vec3, frequencies: int) -> vec_tile_inputs:
-    """The Fourier features of :func:`warpsdf.fields.mlp_core.fourier_features`
-    at x (world units), zero-padded, with a constant 1 last (it multiplies b0).
-    Not differentiated."""
-    real = fourier_features(x, frequencies)
-    feat = vec_tile_inputs()
-    for i in range(wp_num_inputs(frequencies)):
-        feat[i] = real[i]
-    feat[TILE_INPUTS - 1] = 1.0
-    return feat
+def _tile_features(encoding: Encoding) -> wp.Function:
+    inputs = encoding.features
+
+    @wp.func
+    def tile_features(params: wp.array(dtype=float), meta: wp.array(dtype=float), x: wp.vec3,
+                      table_base: int) -> vec_tile_inputs:  # fmt: skip
+        """The encoding's features at x (world units), zero-padded, with a
+        constant 1 last (it multiplies b0). Not differentiated."""
+        real, _base = inputs(params, meta, x, table_base)
+        feat = vec_tile_inputs()
+        for i in range(int(meta[0])):
+            feat[i] = real[i]
+        feat[TILE_INPUTS - 1] = 1.0
+        return feat
+
+    return tile_features
 
 
 @wp.func
@@ -193,16 +204,52 @@ def gate(g: float, z: float) -> float:
     return g * softplus_slope(z, SOFTPLUS_BETA)
 
 
+@dataclass(frozen=True)
+class TiledNetwork:
+    """The collective functions of one network (see :func:`tiled_network`)."""
+
+    sdf: wp.Function  # (padded, meta, x) -> the network's value at x
+    backward: wp.Function  # (padded, meta, x, adj, padded_grad): += adj d value / d params
+    block_any: wp.Function  # (flag) -> non-zero on every thread when on any
+
+
 @functools.cache
 def tiled_functions(width_p: int, block_dim: int) -> FieldFunctions:
-    """The collective field functions for one width bucket and block size
-    (built once; each bucket and block size is one set of kernels)."""
+    """The collective field functions of the Fourier-feature MLP for one width
+    bucket and block size (built once; each bucket and block size is one set of
+    kernels)."""
+    net = tiled_network(width_p, block_dim, FOURIER)
+    return FieldFunctions(
+        f"mlp_tiled_w{width_p}_b{block_dim}",
+        net.sdf,
+        fd_gradient(net.sdf),
+        net.backward,
+        block_dim=block_dim,
+        block_any=net.block_any,
+    )
+
+
+@functools.cache
+def tiled_network(width_p: int, block_dim: int, encoding: Encoding) -> TiledNetwork:
+    """The collective functions of the network on ``encoding``'s features, for
+    one width bucket and block size. An encoding with parameters finds them in
+    the padded array at ``padded_size(width_p, layers)``; its backward gets
+    d L / d features = W_0^T dz_0 (one more tile product) per thread."""
     # tile shapes must be compile-time constants: closure ints
     WP = width_p
     B = block_dim
     KI = TILE_INPUTS
     WK = WP * KI
     WW = WP * WP
+    tile_features = _tile_features(encoding)
+    has_params = encoding.has_params
+    encoding_backward = encoding.backward
+
+    @wp.func
+    def table_base(meta: wp.array(dtype=float)) -> int:
+        """Where an encoding's parameters start in the padded array."""
+        layers = int(meta[2])
+        return WK + (layers - 1) * (WW + WP) + WP + 1
 
     @wp.func
     def hidden_z(params: wp.array(dtype=float), off: int, a: wp.tile(dtype=float, shape=(WP, B))):
@@ -219,7 +266,7 @@ def tiled_functions(width_p: int, block_dim: int) -> FieldFunctions:
         (collective). ``params`` is the padded copy. Forward only (its parameter
         gradient is ``backward_mlp_tiled``)."""
         layers = int(meta[2])
-        X = wp.tile(tile_features(x, int(meta[0])))  # (KI, B): a column per thread
+        X = wp.tile(tile_features(params, meta, x, table_base(meta)))  # (KI, B): a column each
         w0 = wp.tile_reshape(wp.tile_load(params, shape=(WK,), offset=(0,)), shape=(WP, KI))
         a = wp.tile_map(softplus_fixed, wp.tile_matmul(w0, X))
         off = int(WK)
@@ -238,7 +285,7 @@ def tiled_functions(width_p: int, block_dim: int) -> FieldFunctions:
         Hidden activations are recomputed per layer rather than stored, since the
         layer count is dynamic."""
         layers = int(meta[2])
-        X = wp.tile(tile_features(x, int(meta[0])))  # (KI, B)
+        X = wp.tile(tile_features(params, meta, x, table_base(meta)))  # (KI, B)
         w0 = wp.tile_reshape(wp.tile_load(params, shape=(WK,), offset=(0,)), shape=(WP, KI))
         z0 = wp.tile_matmul(w0, X)
         a = wp.tile_map(softplus_fixed, z0)
@@ -278,6 +325,12 @@ def tiled_functions(width_p: int, block_dim: int) -> FieldFunctions:
         dz0 = wp.tile_map(gate, g, z0)
         d_w0 = wp.tile_matmul(dz0, wp.tile_transpose(X))  # (WP, KI)
         wp.tile_atomic_add(grad_params, wp.tile_reshape(d_w0, shape=(WK,)), offset=(0,))
+        if wp.static(has_params):
+            d_x = wp.untile(wp.tile_matmul(wp.tile_transpose(w0), dz0))  # (KI,) per thread
+            d_features = vec_features()
+            for i in range(int(meta[0])):
+                d_features[i] = d_x[i]
+            encoding_backward(params, meta, x, table_base(meta), d_features, grad_params)
 
     @wp.func
     def block_any_tiled(flag: int) -> int:
@@ -287,11 +340,4 @@ def tiled_functions(width_p: int, block_dim: int) -> FieldFunctions:
         later warp still reads it (a race with blocks of more than one warp)."""
         return wp.tile_extract(wp.tile_map(same_int, wp.tile_sum(wp.tile(flag))), 0)
 
-    return FieldFunctions(
-        f"mlp_tiled_w{WP}_b{B}",
-        sdf_mlp_tiled,
-        fd_gradient(sdf_mlp_tiled),
-        backward_mlp_tiled,
-        block_dim=B,
-        block_any=block_any_tiled,
-    )
+    return TiledNetwork(sdf_mlp_tiled, backward_mlp_tiled, block_any_tiled)

@@ -4,7 +4,7 @@
     optim.py      device-side Adam with its backup for the divergence guard
     guard.py      the finiteness guard and DivergedError
     staging.py    flattened targets, a chunk's random inputs, staging kernels
-    history.py    per-step statistics packed on the device, StepRecord, log columns
+    history.py    per-step statistics packed on the device, StepRecord, StepRate, log columns
     fitter.py     Fitter: allocate once, steps in chunks (graph replay on CUDA)
     outputs.py    the run folder's files: checkpoint, log, GIF, renders, metrics
     run.py        fit(): a Fitter with a run folder, Ctrl-C, resume
@@ -20,7 +20,7 @@ import types
 
 from warpsdf.fit.fitter import Fitter, StepBuffers
 from warpsdf.fit.guard import DivergedError
-from warpsdf.fit.history import LOG_COLUMNS, StepRecord
+from warpsdf.fit.history import LOG_COLUMNS, StepRate, StepRecord
 from warpsdf.fit.run import (
     FitResult,
     RunStatus,
@@ -38,6 +38,7 @@ __all__ = [
     "Fitter",
     "RunStatus",
     "StepBuffers",
+    "StepRate",
     "StepRecord",
     "check_run_folder",
     "fit",

@@ -33,6 +33,7 @@ import numpy as np
 import warp as wp
 
 from warpsdf.camera import Camera, training_cameras
+from warpsdf.carve import hull_init
 from warpsdf.errors import SceneError, WarpsdfError
 from warpsdf.fields.base import evaluate
 from warpsdf.fields.factory import check_param_count, make_field
@@ -68,9 +69,10 @@ from warpsdf.losses import (
     point_loss_code,
     ray_loss_kernel,
     sample_points_kernel,
+    sample_values,
     silhouette_loss_code,
 )
-from warpsdf.march import RayHits, march
+from warpsdf.march import RayHits, march, polish_for
 from warpsdf.scene import Scene, SupervisionMode, size_problems
 from warpsdf.targets import Target, TargetView, build_target, target_views
 
@@ -150,8 +152,9 @@ class Fitter:
                 "view (check cameras.distance, cameras.fov_deg, the target's size and "
                 "march.bound_radius)"
             )
-        self.field = make_field(scene, self.rng, d)
-        self.optimizer = Adam(self.field.params)
+        start = hull_init(scene, self.cameras, [v.mask for v in self.views], d)  # visual_hull
+        self.field = make_field(scene, self.rng, d, start)
+        self.optimizer = Adam(self.field.params, lazy=self.field.sparse_gradients)
         self.iteration = 0
         self._set_stage(resample=False)
 
@@ -219,6 +222,7 @@ class Fitter:
             "adam_t": np.array(opt.step_count, np.int64),
             "iteration": np.array(self.iteration, np.int64),
             "rng_state": np.array(repr(self.rng.bit_generator.state)),
+            **self.inputs.focus_state(),  # a focused fit's kept predictions
         }
 
     def load_state(self, state: dict[str, np.ndarray], source: str = "the checkpoint") -> None:
@@ -231,6 +235,7 @@ class Fitter:
         self.iteration = int(state["iteration"])
         self._set_stage(resample=False)
         self.rng.bit_generator.state = ast.literal_eval(str(state["rng_state"]))
+        self.inputs.load_focus_state(state)
         self._halt.fill_(NO_DIVERGENCE)
         self._diverged = None
 
@@ -280,7 +285,9 @@ class Fitter:
         sharpness ``alpha_schedule[iteration[0]]``. Zeroes the gradients."""
         scene, inp, buf = self.scene, self.inputs, self.buffers
         n = self.batch
-        march(self.field, inp.origins, inp.dirs, scene.march, out=buf.hits)
+        polish = polish_for(scene.supervision)  # exact hit points only where a term reads them
+        march(self.field, inp.origins, inp.dirs, scene.march, out=buf.hits, polish=polish)
+        inp.observe(self._slot, buf.hits.hit_t)  # focused sampling keeps the predictions
         self._lap("march")
         wp.launch(
             sample_points_kernel,
@@ -298,14 +305,14 @@ class Fitter:
         tape = self._tape
         sup = scene.supervision
         with tape:
-            evaluate(self.field, buf.points, buf.values, buf.detached, tape=tape)
+            sample_values(self.field, buf.hits, buf.points, buf.values, buf.detached, tape, polish)
             wp.launch(
                 ray_loss_kernel,
                 dim=n,
                 inputs=[
                     buf.values, buf.detached, buf.points, inp.dirs, buf.hits.hit_t,
                     buf.hits.min_sdf, buf.hits.grad_dot_dir, inp.mask, inp.xyz, inp.depth,
-                    alpha_schedule, iteration, 1.0 / n, float(self.w_silhouette),
+                    alpha_schedule, iteration, inp.weights, float(self.w_silhouette),
                     float(self.w_xyz), float(self.w_depth),
                     int(silhouette_loss_code(sup.silhouette_loss)),
                     int(point_loss_code(sup.xyz_loss)),
@@ -323,6 +330,8 @@ class Fitter:
                     outputs=[buf.terms, buf.loss],
                     device=self.device,
                 )
+            w = scene.optim.smoothness_weight  # the field kind's own term (grids)
+            self.field.regularize(w, iteration, Term.SMOOTHNESS, buf.terms, buf.loss, tape)
         self._lap("forward")
 
     def _step(self) -> None:
@@ -348,7 +357,7 @@ class Fitter:
         self._lap("optimizer")
         wp.launch(
             step_stats_kernel,
-            dim=self.batch,
+            dim=self.inputs.uniform_count,  # the batch's uniform rays: an unbiased sample
             inputs=[buf.hits.hit_t, self.inputs.mask, buf.loss, buf.terms, self._slot],
             outputs=[self._history.device_array],
             device=self.device,
@@ -414,7 +423,8 @@ class Fitter:
         self._lap("readback")
         seconds = (time.perf_counter() - start) / k
         records = [
-            record_from_row(self.scene, first + s, rows[s], self.batch, seconds) for s in range(k)
+            record_from_row(self.scene, first + s, rows[s], self.inputs.uniform_count, seconds)
+            for s in range(k)
         ]
         status = rows[self.inputs.capacity]
         halt = int(status[Status.HALT_ITERATION])
@@ -447,7 +457,7 @@ class Fitter:
         self.inputs.draw(1, self.rng)
         self._start_chunk()
         self.inputs.stage(self._slot)
-        return self.inputs.index.host[0].astype(np.int64) if self.inputs.sampled else None
+        return self.inputs.drawn_index(0) if self.inputs.sampled else None
 
     def loss(self, alpha: float, backward: bool = True) -> float:
         """March the drawn rays, evaluate the loss with mask sharpness ``alpha``

@@ -104,7 +104,38 @@ class StepRecord:
         }
 
 
+class StepRate:
+    """The progress table's speed, from the records themselves (each
+    ``seconds`` is its share of its chunk's wall time, so a chunk's steps and
+    its time always arrive together): ``per_second``, the steps seen over the
+    time they took (the first chunk's kernel compilation included: what a
+    stopwatch on the loop gives), and ``eta``, the remaining steps at the pace
+    of the latest chunk."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.seconds = 0.0  # wall time of the steps seen
+        self.latest = 0.0  # seconds per step of the latest chunk
+
+    def add(self, record: StepRecord) -> None:
+        self.steps += 1
+        self.seconds += record.seconds
+        self.latest = record.seconds
+
+    @property
+    def per_second(self) -> float:
+        """Steps per second so far (0 before any step took time)."""
+        return self.steps / self.seconds if self.seconds > 0.0 else 0.0
+
+    def eta(self, remaining: int) -> float:
+        """Seconds left for ``remaining`` steps at the latest chunk's pace."""
+        return max(remaining, 0) * self.latest
+
+
 LOG_COLUMNS = ("iteration", "loss", *TERM_NAMES, "mask_mse", "iou", "lr", "alpha", "seconds")
+# Columns added since checkpoints first kept the log: an older checkpoint's log
+# lacks them and reads them as 0 (the term did not exist then).
+ADDED_COLUMNS = ("smoothness",)
 
 
 def record_from_row(

@@ -22,6 +22,14 @@ eps 1e-8 by default), per parameter i:
     v_i <- beta2 v_i + (1 - beta2) g_i^2
     p_i <- p_i - lr (m_i / (1 - beta1^(t+1))) / (sqrt(v_i / (1 - beta2^(t+1))) + eps)
     t   <- t + 1
+
+``lazy`` Adam (LazyAdam, as instant-ngp trains its grids) leaves an entry whose
+gradient is exactly 0 alone that step: value and moments (t, shared, still
+advances). For fields whose entries each see only a few points of a step (a
+voxel grid): plain Adam keeps moving an entry on its momentum for about
+1 / (1 - beta1) steps after its last gradient, by lr / sqrt(1 - beta2) = 32 lr
+in all for a single gradient on fresh moments; a lazy entry moves at most
+(1 - beta1) / sqrt(1 - beta2) = 3.2 lr for it, once.
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ def adam_step_kernel(
     beta1: float,  # decay of the first moment
     beta2: float,  # decay of the second moment
     eps: float,  # added to sqrt(v_hat), gradient units
+    lazy: int,  # 1: an entry whose gradient is 0 keeps its value and moments (LazyAdam)
     params_out: wp.array(dtype=float),  # (P,) updated in place
     m_out: wp.array(dtype=float),  # (P,) first moment, gradient units, updated in place
     v_out: wp.array(dtype=float),  # (P,) second moment, gradient units^2, updated in place
@@ -58,9 +67,11 @@ def adam_step_kernel(
     backup_params_out[i] = params_out[i]
     backup_m_out[i] = m_out[i]
     backup_v_out[i] = v_out[i]
+    g = grad[i]
+    if lazy != 0 and g == 0.0:
+        return
     lr = lr_schedule[iteration[0]]
     t = float(step_count[0])
-    g = grad[i]
     m_out[i] = beta1 * m_out[i] + (1.0 - beta1) * g
     v_out[i] = beta2 * v_out[i] + (1.0 - beta2) * g * g
     mhat = m_out[i] / (1.0 - wp.pow(beta1, (t + 1.0)))
@@ -87,17 +98,22 @@ class Adam:
 
     ``m``, ``v`` (P,) and ``t`` (1,) are device arrays allocated once; nothing
     in :meth:`step` allocates, reads back or depends on host values that change
-    between steps.
+    between steps. ``lazy``: LazyAdam (see the module docstring).
     """
 
     def __init__(
-        self, params: wp.array, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8
+        self,
+        params: wp.array,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        lazy: bool = False,
     ):
         if params.dtype != wp.float32 or params.ndim != 1:
             raise TypeError("Adam wants one flat float32 parameter array")
         self.params = params
         self.beta1, self.beta2 = float(betas[0]), float(betas[1])
         self.eps = float(eps)
+        self.lazy = bool(lazy)
         d = params.device
         self.m = wp.zeros_like(params, requires_grad=False)
         self.v = wp.zeros_like(params, requires_grad=False)
@@ -120,6 +136,7 @@ class Adam:
             dim=self.params.shape[0],
             inputs=[
                 grad, lr_schedule, iteration, self.t, halt, self.beta1, self.beta2, self.eps,
+                int(self.lazy),
             ],
             outputs=[
                 self.params, self.m, self.v, self._backup_params, self._backup_m, self._backup_v,
@@ -146,6 +163,16 @@ class Adam:
     def step_count(self) -> int:
         """t, read back from the device (a host synchronisation)."""
         return int(self.t.numpy()[0])
+
+    def reset(self) -> None:
+        """Start afresh on the same parameters: zero moments, t = 0 (the next
+        update is a first one, with its bias correction) and nothing to undo.
+        For a field whose parameters changed meaning (a grid resampled onto a
+        finer lattice). Device fills; not for inside a captured step."""
+        self.m.zero_()
+        self.v.zero_()
+        self.t.zero_()
+        self.backup.assign(np.array([0, -1], np.int32))
 
     def load(self, m: np.ndarray, v: np.ndarray, t: int) -> None:
         """Set the moments and the step count (a checkpoint)."""

@@ -18,7 +18,7 @@ from numpy.lib.npyio import NpzFile
 from warpsdf.camera import showcase_cameras
 from warpsdf.errors import InputFileError
 from warpsdf.fit.fitter import Fitter
-from warpsdf.fit.history import LOG_COLUMNS
+from warpsdf.fit.history import ADDED_COLUMNS, LOG_COLUMNS
 from warpsdf.io.files import atomic_file, write_json
 from warpsdf.io.images import to_uint8, write_gif, write_png
 from warpsdf.io.layout import RunFolder
@@ -44,11 +44,12 @@ CHECKPOINT_KEYS: dict[str, tuple[str, int | None]] = {
     "log_columns": ("U", 1),  # (checked before log, which it describes)
     "log": ("fiu", 2),
     "frames": ("u", 4),
+    "focus_predicted": ("iu", 1),  # focused ray sampling's kept predictions (fit/focus.py)
 }
 _KIND_WORDS = {"fiu": "numbers", "iu": "integers", "U": "text", "u": "unsigned integers"}
-# The keys a resume needs; log, log_columns and frames are optional.
+# The keys a resume needs; log, log_columns, frames and focus_predicted are optional.
 RESUME_KEYS = ("params", "adam_m", "adam_v", "adam_t", "iteration", "rng_state")
-RESUME_OPTIONAL = ("log", "log_columns", "frames")
+RESUME_OPTIONAL = ("log", "log_columns", "frames", "focus_predicted")
 
 # What reading a damaged .npz (a zip of .npy files) can raise.
 _DAMAGED = (
@@ -104,7 +105,7 @@ def _checkpoint_problem(key: str, array: np.ndarray, state: dict[str, np.ndarray
             np.random.default_rng().bit_generator.state = ast.literal_eval(str(array))
         except (ValueError, TypeError, KeyError, SyntaxError, MemoryError, RecursionError):
             return "not a random-generator state"
-    if key == "log_columns" and sorted(map(str, array)) != sorted(LOG_COLUMNS):
+    if key == "log_columns" and not _known_columns([str(c) for c in array]):
         return f"expected the columns {', '.join(LOG_COLUMNS)}"
     if key == "log":
         width = state["log_columns"].size if "log_columns" in state else len(LOG_COLUMNS)
@@ -116,6 +117,13 @@ def _checkpoint_problem(key: str, array: np.ndarray, state: dict[str, np.ndarray
     if key == "frames" and array.shape[-1] != 3:
         return f"has shape {array.shape}, expected (count, height, width, 3)"
     return ""
+
+
+def _known_columns(columns: list[str]) -> bool:
+    """Whether a checkpoint's log columns are LOG_COLUMNS, or those of an older
+    release (without some of ADDED_COLUMNS), each once."""
+    have, want = set(columns), set(LOG_COLUMNS)
+    return len(have) == len(columns) and have <= want and want - have <= set(ADDED_COLUMNS)
 
 
 class RunRecorder:
@@ -147,7 +155,8 @@ class RunRecorder:
         self.fitter.load_state(state, str(self.folder.checkpoint))
         columns = [str(c) for c in state.get("log_columns", np.array(LOG_COLUMNS))]
         self.rows = [
-            {
+            {c: 0.0 for c in ADDED_COLUMNS}  # absent from an older checkpoint's log
+            | {
                 c: (int(v) if c == "iteration" else float(v))
                 for c, v in zip(columns, row, strict=True)
             }

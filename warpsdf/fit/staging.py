@@ -7,7 +7,10 @@ step, so a captured graph replays each step with its own inputs).
 
 Random draws keep the numpy order of one step at a time (camera shake, ray
 batch, eikonal points), so a chunk of k steps draws what k single steps
-would, and a resumed fit continues the same stream.
+would, and a resumed fit continues the same stream. With focused sampling
+(:mod:`warpsdf.fit.focus`) a batch is its uniform rays, then the uniform
+numbers of its focused draws, which a kernel turns into rays on the device;
+each ray's share of the loss is in ``weights``.
 """
 
 from __future__ import annotations
@@ -32,8 +35,9 @@ from warpsdf.camera.rays import (
 )
 from warpsdf.errors import WarpsdfError
 from warpsdf.fields.base import FD_GRADIENT_STEP, TETRAHEDRON
+from warpsdf.fit.focus import FocusSampler, silhouette_edges
 from warpsdf.sampling import random_in_ball
-from warpsdf.scene import Scene, SupervisionMode
+from warpsdf.scene import RaySampling, Scene, SupervisionMode
 from warpsdf.targets import TargetView
 from warpsdf.targets.views import missing_image
 
@@ -193,9 +197,12 @@ def stage_points_kernel(
 
 class StepInputs:
     """Everything a step reads besides the field: its rays and targets
-    (``origins``, ``dirs``, ``mask``, ``xyz``, ``depth``, each (B,)), its
-    eikonal points (``eik_points``, (4E,)), and the chunk arrays they are
-    staged from. Allocated once; chunk arrays grow with :meth:`reserve`."""
+    (``origins``, ``dirs``, ``mask``, ``xyz``, ``depth``, each (B,)), each
+    ray's share of the loss (``weights``, (B,): 1/B, or the importance weights
+    of focused sampling), its eikonal points (``eik_points``, (4E,)), and the
+    chunk arrays they are staged from. Allocated once; chunk arrays grow with
+    :meth:`reserve`. ``focus`` is the :class:`FocusSampler` of a focused fit
+    (else None); the first ``uniform_count`` rays of a batch are uniform."""
 
     def __init__(self, scene: Scene, cameras: list[Camera], targets: FlatTargets, device):
         self.scene = scene
@@ -222,6 +229,7 @@ class StepInputs:
         self.xyz = wp.empty(n, dtype=wp.vec3, device=d)
         self.depth = wp.empty(n, dtype=float, device=d)
         self.eik_points = wp.empty(self.eik_point_count, dtype=wp.vec3, device=d)
+        self.weights = wp.full(n, 1.0 / n, dtype=float, device=d)
         # what never changes, uploaded once
         if sampled:
             self.all_mask = wp.array(targets.mask, dtype=float, device=d)
@@ -240,6 +248,16 @@ class StepInputs:
         else:  # still cameras, every ray: the step's rays are these
             self.origins, self.dirs = device_rays(cameras, d)
             self.all_origins, self.all_dirs = self.origins, self.dirs
+        self.focus: FocusSampler | None = None
+        if scene.optim.ray_sampling is RaySampling.FOCUSED:
+            if not sampled:
+                raise WarpsdfError(
+                    f"optim.ray_sampling = focused: optim.batch_rays ({want}) must be below "
+                    f"the training rays ({total}); every ray is marched already"
+                )
+            edges = silhouette_edges(targets.mask, [(c.width, c.height) for c in cameras])
+            self.focus = FocusSampler(edges, self.all_mask, n, scene.optim.focus_share, d)
+        self.uniform_count = n if self.focus is None else self.focus.uniform
         self.capacity = 0  # chunk slots; the chunk arrays are allocated by reserve
 
     @property
@@ -264,6 +282,8 @@ class StepInputs:
         self.index = Staging((cap, self.batch) if sampled else (1, 1), int, d)
         self.frames = Staging((cap, c, 4) if shaken else (1, 1, 4), wp.vec3d, d)
         self.eik_all = Staging((cap, e) if self.uses_eikonal else (1, 1), wp.vec3, d)
+        focused = self.focus.focused if self.focus is not None else 0
+        self.focus_u = Staging((cap, focused) if focused else (1, 1), wp.float64, d)
         self.capacity = cap
         return True
 
@@ -279,7 +299,10 @@ class StepInputs:
                 shaken_cameras = jitter_cameras(self.cameras, scene.cameras.jitter, rng)
                 self.frames.host[s] = camera_frames(shaken_cameras)
             if sampled:
-                self.index.host[s] = np.sort(rng.choice(self.total_rays, self.batch, replace=False))
+                u = self.uniform_count
+                self.index.host[s, :u] = np.sort(rng.choice(self.total_rays, u, replace=False))
+                if u < self.batch:  # focused: the rays come from these on the device
+                    self.focus_u.host[s] = rng.random(self.batch - u)
             if self.uses_eikonal:
                 v = random_in_ball(rng, self.eikonal_samples, scene.march.bound_radius)
                 self.eik_all.host[s] = (v[:, None, :] + self.tetra[None]).reshape(-1, 3)
@@ -289,6 +312,8 @@ class StepInputs:
             self.frames.upload(k)
         if sampled:
             self.index.upload(k)
+            if self.uniform_count < self.batch:
+                self.focus_u.upload(k)
         if self.uses_eikonal:
             self.eik_all.upload(k)
 
@@ -296,6 +321,9 @@ class StepInputs:
         """Copy the step's slot (``slot[0]``) of the chunk arrays into the step's
         buffers: launches only, graph-capturable."""
         dc = self.device_cameras
+        if self.focus is not None:
+            self.focus.draw_into(slot, self.focus_u.device_array, self.index.device_array,
+                                 self.weights)  # fmt: skip
         if self.needs_staging:
             wp.launch(
                 stage_rays_kernel,
@@ -316,3 +344,23 @@ class StepInputs:
                 outputs=[self.eik_points],
                 device=self.device,
             )
+
+    def observe(self, slot: wp.array, hit_t: wp.array) -> None:
+        """After the step's march (``hit_t``, (B,)): a focused fit keeps its
+        rays' hard predictions (launches only)."""
+        if self.focus is not None:
+            self.focus.observe(slot, self.index.device_array, hit_t)
+
+    def drawn_index(self, row: int = 0) -> np.ndarray:
+        """Ray ids of chunk row ``row`` as staged (focused draws included; reads
+        the device: for tests)."""
+        return self.index.device_array.numpy()[row].astype(np.int64)
+
+    def focus_state(self) -> dict[str, np.ndarray]:
+        """A focused fit's kept predictions, for :meth:`Fitter.state` (else none)."""
+        return {} if self.focus is None else {"focus_predicted": self.focus.state()}
+
+    def load_focus_state(self, state: dict[str, np.ndarray]) -> None:
+        """Predictions from :meth:`focus_state` (none in the state: none seen yet)."""
+        if self.focus is not None:
+            self.focus.load(state.get("focus_predicted"))

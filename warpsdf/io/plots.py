@@ -60,6 +60,7 @@ def loss_plot(rows: list[dict[str, float]], path: str | Path, title: str = "") -
             ("xyz", dict(lw=1.0)),
             ("depth", dict(lw=1.0)),
             ("eikonal", dict(lw=1.0)),
+            ("smoothness", dict(lw=1.0)),
             ("mask_mse", dict(color="tab:red", lw=1.2, ls="--")),
         ):
             y = np.array([r.get(key, 0.0) for r in rows], dtype=float)

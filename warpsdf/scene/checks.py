@@ -6,11 +6,16 @@ Every rule on a scene value is stated once, here or in the schema's metadata;
 code that takes the same value from elsewhere (a command-line option, a
 cameras.json, a :class:`~warpsdf.camera.Camera`) calls :func:`key_problem` or
 :func:`resolution_problem` rather than restating a range.
+
+This module is longer than 450 lines because every rule that involves more than
+one key lives here, in one place, per section; the model kinds' own size rules
+(grid, hash grid) are among them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import re
 from collections.abc import Sequence
@@ -18,10 +23,12 @@ from pathlib import Path
 
 from warpsdf.limits import (
     BYTES_PER_EIKONAL_SAMPLE,
+    BYTES_PER_HASH_VALUE,
     BYTES_PER_RAY,
     BYTES_PER_STAGED_EIKONAL_SAMPLE,
     BYTES_PER_STAGED_RAY,
     BYTES_PER_STAGED_VIEW,
+    MAX_ENCODING_INPUTS,
     MAX_RAYS,
     MAX_RENDER_PIXELS,
     MAX_RESOLUTION,
@@ -38,6 +45,7 @@ from warpsdf.scene.schema import (
     MLPKernels,
     ModelInit,
     ModelKind,
+    RaySampling,
     Scene,
     ShapeSpec,
     ShapeType,
@@ -270,6 +278,10 @@ def cross_checks(scene: Scene, file: str) -> list[str]:
         problems.fail(
             "optim.mask_alpha", f"expected [start, end] with end >= start, got [{a0:g}, {a1:g}]"
         )
+    if scene.optim.ray_sampling is RaySampling.FOCUSED and scene.optim.batch_rays <= 0:
+        problems.fail(
+            "optim.ray_sampling", "focused draws part of each batch: set optim.batch_rays > 0"
+        )
     return list(problems)
 
 
@@ -363,6 +375,8 @@ def _supervision_problems(scene: Scene, problems: _Problems) -> None:
 _INITS = {
     ModelKind.MLP: (ModelInit.SPHERE,),
     ModelKind.SPHERES: (ModelInit.RANDOM, ModelInit.GRID),
+    ModelKind.GRID: (ModelInit.SPHERE, ModelInit.VISUAL_HULL),
+    ModelKind.HASHGRID: (ModelInit.SPHERE,),
 }
 
 
@@ -370,17 +384,63 @@ def _model_problems(scene: Scene, problems: _Problems) -> None:
     fail, m, bound = problems.fail, scene.model, scene.march.bound_radius
     if m.init not in _INITS[m.kind]:
         choices = " | ".join(sorted(i.value for i in _INITS[m.kind]))
-        fail("model.init", f"expected {choices} for kind = {m.kind.value}, got {m.init.value!r}")
+        takers = " | ".join(k.value for k, inits in _INITS.items() if m.init in inits)
+        hull = m.init is ModelInit.VISUAL_HULL
+        why = f" (visual_hull starts kind = {takers} only)" if hull else ""
+        fail(
+            "model.init",
+            f"expected {choices} for kind = {m.kind.value}, got {m.init.value!r}{why}",
+        )
     if m.init_radius >= bound:
         fail(
             "model.init_radius",
             f"expected a value < march.bound_radius ({bound:g}), got {m.init_radius:g}",
         )
-    if m.kind is ModelKind.MLP and m.kernels is MLPKernels.TILED and m.hidden > MAX_TILED_WIDTH:
+    if m.kind is ModelKind.GRID:
+        _grid_problems(scene, problems)
+    if m.kind is ModelKind.HASHGRID:
+        _hashgrid_problems(scene, problems)
+    neural = m.kind in (ModelKind.MLP, ModelKind.HASHGRID)
+    if neural and m.kernels is MLPKernels.TILED and m.hidden > MAX_TILED_WIDTH:
         fail(
             "model.kernels",
             f"tiled kernels take hidden <= {MAX_TILED_WIDTH}, got hidden = {m.hidden} "
             "(use auto or scalar)",
+        )
+
+
+def _hashgrid_problems(scene: Scene, problems: _Problems) -> None:
+    fail, m = problems.fail, scene.model
+    inputs = m.hash_levels * m.hash_features
+    if inputs > MAX_ENCODING_INPUTS:
+        fail(
+            "model.hash_features",
+            f"hash_levels x hash_features = {m.hash_levels} x {m.hash_features} = {inputs} "
+            f"network inputs; expected at most {MAX_ENCODING_INPUTS}",
+        )
+    if m.hash_max_resolution < m.hash_base_resolution:
+        fail(
+            "model.hash_max_resolution",
+            f"expected a value >= model.hash_base_resolution ({m.hash_base_resolution}), "
+            f"got {m.hash_max_resolution}",
+        )
+    values = inputs << m.hash_log2_size  # at most: a dense level holds fewer entries
+    if values * BYTES_PER_HASH_VALUE > MEMORY_BUDGET:
+        fail(
+            "model.hash_log2_size",
+            f"tables of up to {m.hash_levels} x 2^{m.hash_log2_size} entries x "
+            f"{m.hash_features} features plan {_gib(values * BYTES_PER_HASH_VALUE)} with their "
+            f"gradient and Adam state, expected at most {_gib(MEMORY_BUDGET)}",
+        )
+
+
+def _grid_problems(scene: Scene, problems: _Problems) -> None:
+    res = list(scene.model.grid_resolution)
+    if not res:
+        problems.fail("model.grid_resolution", "expected at least one resolution")
+    elif any(b <= a for a, b in itertools.pairwise(res)):
+        problems.fail(
+            "model.grid_resolution", f"expected increasing resolutions (coarse to fine), got {res}"
         )
 
 

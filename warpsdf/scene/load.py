@@ -21,11 +21,12 @@ from typing import Any
 
 from warpsdf.errors import SceneError
 from warpsdf.io.reading import TomlTooDeep, loads_toml, read_toml
-from warpsdf.limits import MAX_NESTING
+from warpsdf.limits import MAX_HASH_RESOLUTION, MAX_NESTING
 from warpsdf.scene.checks import check_problem, cross_checks
 from warpsdf.scene.keys import suggest
 from warpsdf.scene.schema import (
     IMAGE_CAMERA_KEYS,
+    KIND_DEFAULTS,
     CamerasConfig,
     ModelInit,
     ModelKind,
@@ -54,6 +55,7 @@ def scene_from_dict(
     raw = copy.deepcopy(raw)
     for item in overrides:
         apply_override(raw, item)
+    _fill_kind_defaults(raw)
     source = Path(source)
     set_keys = [item.partition("=")[0].strip() for item in overrides]
     builder = _Builder(str(source), base_dir=source.parent, set_keys=set_keys)
@@ -284,13 +286,31 @@ def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
 
 
+def _fill_kind_defaults(raw: dict[str, Any]) -> None:
+    """Give the keys a scene leaves out (in its file and its --set overrides) the
+    values of its ``model.kind`` in ``KIND_DEFAULTS``, in place, before the
+    values are checked like any other."""
+    model = raw.get("model")
+    kind = model.get("kind") if isinstance(model, dict) else None
+    if not isinstance(kind, str) or kind not in {k.value for k in ModelKind}:
+        return  # a bad kind: the builder says so
+    for key, value in KIND_DEFAULTS.get(ModelKind(kind), {}).items():
+        section, name = key.split(".")
+        table = raw.setdefault(section, {})
+        if isinstance(table, dict) and name not in table:
+            table[name] = copy.deepcopy(value)
+
+
 def _resolve_defaults(scene: Scene, source: Path) -> Scene:
     """Fill defaults that depend on other keys."""
     name = scene.name or source.stem
     model = scene.model
     if model.init is None:
-        init = ModelInit.SPHERE if model.kind is ModelKind.MLP else ModelInit.GRID
+        init = ModelInit.GRID if model.kind is ModelKind.SPHERES else ModelInit.SPHERE
         model = dataclasses.replace(model, init=init)
+    if model.hash_max_resolution is None:  # about a cell per half pixel
+        finest = max(2 * max(scene.cameras.resolution), model.hash_base_resolution)
+        model = dataclasses.replace(model, hash_max_resolution=min(finest, MAX_HASH_RESOLUTION))
     cameras = scene.cameras
     if scene.target.kind is TargetKind.IMAGES:  # the cameras come from target.path
         cameras = CamerasConfig(**{k: getattr(cameras, k) for k in IMAGE_CAMERA_KEYS})

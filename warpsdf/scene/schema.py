@@ -7,6 +7,10 @@ one source of its key's rules: its type, its ``doc`` (unit and meaning: what
 ``check``, a value constraint such as "> 0" or "(0, 180)" (see
 :mod:`warpsdf.scene.checks`). The loader (:mod:`warpsdf.scene.load`) is driven
 by these fields; nothing else restates them.
+
+This module is longer than 450 lines because it declares every scene key, once,
+with its default, doc and check: splitting the sections over modules would
+scatter the one source of the key rules.
 """
 
 from __future__ import annotations
@@ -20,6 +24,11 @@ from warpsdf.limits import (
     MAX_EIKONAL_SAMPLES,
     MAX_FINAL_SCALE,
     MAX_FREQUENCIES,
+    MAX_GRID_RESOLUTION,
+    MAX_HASH_FEATURES,
+    MAX_HASH_LEVELS,
+    MAX_HASH_LOG2_SIZE,
+    MAX_HASH_RESOLUTION,
     MAX_ITERATIONS,
     MAX_LAYERS,
     MAX_MARCH_STEPS,
@@ -31,6 +40,7 @@ from warpsdf.limits import (
     MAX_TILED_WIDTH,
     MAX_VIEWS,
     MAX_WIDTH,
+    MIN_HASH_LOG2_SIZE,
     MIN_MESH_RESOLUTION,
 )
 from warpsdf.scene.toml import dumps_toml, to_plain
@@ -94,9 +104,18 @@ class Schedule(StrEnum):
     STEP = "step"  # lr * step_gamma every step_every iterations
 
 
+class RaySampling(StrEnum):
+    """How optim.batch_rays rays are drawn each step (warpsdf/fit/focus.py)."""
+
+    UNIFORM = "uniform"  # uniformly, without replacement
+    FOCUSED = "focused"  # optim.focus_share where masks disagree or on silhouettes, weighted
+
+
 class ModelKind(StrEnum):
     SPHERES = "spheres"
     MLP = "mlp"
+    GRID = "grid"  # a dense voxel lattice of SDF values (fields/grid.py)
+    HASHGRID = "hashgrid"  # a multiresolution hash encoding and a small MLP (fields/hashgrid.py)
 
 
 class MLPKernels(StrEnum):
@@ -108,9 +127,49 @@ class MLPKernels(StrEnum):
 
 
 class ModelInit(StrEnum):
-    SPHERE = "sphere"  # mlp: geometric initialisation, the SDF starts as a sphere
+    SPHERE = "sphere"  # mlp: geometric initialisation; grid: sampled; the SDF starts as a sphere
     RANDOM = "random"  # spheres: centres drawn uniformly inside the bound
     GRID = "grid"  # spheres: centres on a regular grid inside the bound
+    # grid (and hashgrid): the signed distance of the visual hull of the training
+    # masks (warpsdf.carve, the hull `warpsdf carve` writes), resampled
+    VISUAL_HULL = "visual_hull"
+
+
+# Defaults that depend on model.kind: a key a scene does not give (in its file
+# or by --set) takes its kind's value here, else the schema default
+# (scene/load.py). A grid or hash grid learns at a higher rate, wants its own
+# network size, and on a CPU must sample its rays (values measured in
+# BENCHMARKS.md).
+KIND_DEFAULTS: dict[ModelKind, dict[str, Any]] = {
+    # a hash grid needs only a small network, and about a minute on a CPU; a
+    # strong eikonal term on few random points roughens its fine levels
+    # (README "Hash grids": how these were measured)
+    ModelKind.HASHGRID: {
+        "model.hidden": 32,
+        "model.layers": 1,
+        "optim.iterations": 300,
+        "optim.lr": 1e-2,
+        "optim.schedule": "cosine",
+        "optim.eikonal_weight": 0.003,
+        "optim.batch_rays": 2048,
+    },
+    # a grid learns a value per lattice point: no eikonal term (its random points
+    # touch a few values a step, which Adam turns into noise), the smoothness term
+    ModelKind.GRID: {
+        "optim.iterations": 1200,
+        "optim.lr": 1e-2,
+        "optim.schedule": "cosine",
+        "optim.eikonal_weight": 0.0,
+        "optim.batch_rays": 8192,
+    },
+}
+
+
+def _by_kind(key: str) -> str:
+    """`` (default hashgrid: 0.01)``: the kinds whose default of ``key`` differs
+    (doc text)."""
+    notes = [f"{k.value}: {d[key]}" for k, d in KIND_DEFAULTS.items() if key in d]
+    return f" (default {'; '.join(notes)})" if notes else ""
 
 
 # ---------------------------------------------------------------------------
@@ -257,20 +316,66 @@ class ModelConfig:
     """The field that is fitted."""
 
     kind: ModelKind = _opt(ModelKind.MLP, _choices(ModelKind))
-    hidden: int = _opt(64, "mlp: hidden layer width", _upto(MAX_WIDTH))
-    layers: int = _opt(3, "mlp: number of hidden layers", _upto(MAX_LAYERS))
+    hidden: int = _opt(
+        64, "mlp, hashgrid: hidden layer width" + _by_kind("model.hidden"), _upto(MAX_WIDTH)
+    )
+    layers: int = _opt(
+        3, "mlp, hashgrid: number of hidden layers" + _by_kind("model.layers"), _upto(MAX_LAYERS)
+    )
     fourier_frequencies: int = _opt(
         6, "mlp: Fourier feature frequencies L", _upto(MAX_FREQUENCIES, ">= 0")
     )
     init: ModelInit | None = _opt(
-        None, "mlp: sphere; spheres: random | grid (default: sphere for mlp, grid for spheres)"
+        None,
+        "mlp: sphere; grid: sphere | visual_hull (the signed distance of the training "
+        "masks' visual hull, as warpsdf carve makes it); spheres: random | grid "
+        "(default: sphere for mlp and grid, grid for spheres)",
     )
     init_radius: float = _opt(0.5, "world units; initial sphere radius", "> 0")
     count: int = _opt(2, "spheres: number of spheres", _upto(MAX_SPHERES))
     smooth_k: float = _opt(0.05, "world units; spheres: smooth-min blend radius", ">= 0")
     kernels: MLPKernels = _opt(
         MLPKernels.AUTO,
-        f"mlp: auto | tiled | scalar (speed only; tiled takes hidden <= {MAX_TILED_WIDTH})",
+        f"mlp, hashgrid: auto | tiled | scalar (speed only; tiled takes hidden <= "
+        f"{MAX_TILED_WIDTH}; auto: tiled, but scalar for hashgrid on the CPU)",
+    )
+    grid_resolution: tuple[int, ...] = _opt(
+        (32, 64, 96),
+        "grid: cells a side of the lattice over the bound's cube, one per coarse-to-fine "
+        "stage, increasing (values at the (n + 1)^3 cell corners)",
+        _upto(MAX_GRID_RESOLUTION, ">= 2"),
+    )
+    coarse_to_fine: float = _opt(
+        0.5,
+        "grid: fraction of optim.iterations after which the last grid_resolution starts; "
+        "the coarser stages share it evenly (0: the finest from the start); hashgrid: the "
+        "same for its levels (the coarsest quarter starts at once, the others switch on "
+        "one by one)",
+        "[0, 1)",
+    )
+    hash_levels: int = _opt(
+        12, "hashgrid: resolution levels L of the encoding", _upto(MAX_HASH_LEVELS)
+    )
+    hash_features: int = _opt(
+        2,
+        "hashgrid: features F per level (the network takes L x F inputs, at most 63)",
+        _upto(MAX_HASH_FEATURES),
+    )
+    hash_log2_size: int = _opt(
+        14,
+        "hashgrid: log2 of the entries T of a level's table; a level whose lattice has "
+        "more points is hashed into it",
+        f"[{MIN_HASH_LOG2_SIZE}, {MAX_HASH_LOG2_SIZE}]",
+    )
+    hash_base_resolution: int = _opt(
+        16, "hashgrid: cells a side of the coarsest level (over the bound's cube)",
+        _upto(MAX_HASH_RESOLUTION),
+    )  # fmt: skip
+    hash_max_resolution: int | None = _opt(
+        None,
+        "hashgrid: cells a side of the finest level; the levels between grow by a constant "
+        "factor (default: twice the larger side of cameras.resolution)",
+        _upto(MAX_HASH_RESOLUTION),
     )
 
 
@@ -288,25 +393,51 @@ class MarchConfig:
 class OptimConfig:
     """The optimiser."""
 
-    iterations: int = _opt(2000, "optimisation steps", _upto(MAX_ITERATIONS))
-    lr: float = _opt(1e-3, "Adam learning rate", "> 0")
-    eikonal_weight: float = _opt(0.1, "weight of the eikonal term |grad f| = 1", ">= 0")
-    mask_alpha: tuple[float, float] = _opt(
-        (50.0, 1600.0), "1/world units; soft-mask sharpness, annealed start -> end", "> 0"
+    iterations: int = _opt(
+        2000, "optimisation steps" + _by_kind("optim.iterations"), _upto(MAX_ITERATIONS)
     )
-    schedule: Schedule = _opt(Schedule.CONSTANT, f"learning-rate schedule: {_choices(Schedule)}")
+    lr: float = _opt(1e-3, "Adam learning rate" + _by_kind("optim.lr"), "> 0")
+    eikonal_weight: float = _opt(
+        0.1, "weight of the eikonal term |grad f| = 1" + _by_kind("optim.eikonal_weight"), ">= 0"
+    )
+    mask_alpha: tuple[float, float] = _opt(
+        (50.0, 1600.0),
+        "1/world units; soft-mask sharpness, annealed start -> end" + _by_kind("optim.mask_alpha"),
+        "> 0",
+    )
+    schedule: Schedule = _opt(
+        Schedule.CONSTANT,
+        f"learning-rate schedule: {_choices(Schedule)}" + _by_kind("optim.schedule"),
+    )
     lr_final_ratio: float = _opt(0.05, "cosine: final lr as a fraction of lr", "[0, 1]")
     step_every: int = _opt(500, "step: iterations between lr drops", _upto(MAX_ITERATIONS))
     step_gamma: float = _opt(0.5, "step: lr factor at each drop", "(0, 1]")
     batch_rays: int = _opt(
         0,
-        "rays per iteration, drawn at random; 0 = every pixel of every view",
+        "rays per iteration, drawn at random; 0 = every pixel of every view"
+        + _by_kind("optim.batch_rays"),
         _upto(MAX_RAYS, ">= 0"),
+    )
+    ray_sampling: RaySampling = _opt(
+        RaySampling.UNIFORM,
+        f"{_choices(RaySampling)}: how the batch_rays are drawn; focused draws a share "
+        "where the last predicted mask disagrees with the target or on the target's "
+        "silhouette edges, importance-weighted so the loss stays unbiased (batch_rays > 0)",
+    )
+    focus_share: float = _opt(
+        0.5, "focused: the share of batch_rays drawn from the focus set, the rest uniform", "[0, 1)"
     )
     eikonal_samples: int = _opt(
         1024,
         "random points in the bound per iteration for the eikonal term",
         _upto(MAX_EIKONAL_SAMPLES, ">= 0"),
+    )
+    smoothness_weight: float = _opt(
+        3e-7,
+        "grid: weight of the smoothness term, the squared discrete Laplacian of the lattice "
+        "values integrated over the surface (the lattice points within 3 cells of 0): "
+        "scale-free, alike at every resolution, 16 pi on any sphere",
+        ">= 0",
     )
 
 
