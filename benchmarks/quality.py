@@ -39,7 +39,10 @@ from warpsdf.bench.quality import (  # noqa: E402
 from warpsdf.fields.factory import field_from_params  # noqa: E402
 
 KINDS = ("mlp", "grid", "hashgrid", "peer")
-QUICK = {"budget": 2.0, "resolution": 24, "views": 6, "heldout": 2, "hull_resolution": 48}
+QUICK = {
+    "budget": 1.0, "resolution": 16, "views": 6, "heldout": 2, "hull_resolution": 32,
+    "mesh_resolution": 48,
+}  # fmt: skip
 
 
 def peer_run(scene, judge, budget_s: float, device: str) -> Run:
@@ -103,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--views", type=int, default=24)
     parser.add_argument("--heldout", type=int, default=8)
     parser.add_argument("--hull-resolution", type=int, default=192)
+    parser.add_argument("--mesh-resolution", type=int, default=256, help="meshes scored")
     parser.add_argument("--targets", default=",".join(QUALITY_TARGETS))
     parser.add_argument("--kinds", default=",".join(KINDS))
     parser.add_argument("--work", default=".quality", help="folder for the built meshes")
@@ -127,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work)
     for target in targets:
         base = quality_scene(target, "mlp", work, args.resolution, args.views, args.heldout)
-        judge = judge_for(base, device)
+        judge = judge_for(base, device, args.mesh_resolution)
         hull = hull_run(base, judge, device, args.hull_resolution)
         print(json.dumps(line(target, hull, None, args, device)), flush=True)
         for kind in args.kinds.split(","):

@@ -88,3 +88,23 @@ def test_warpsdf_bench_command():
     assert line["target"] == "airplane" and line["resolution"] == [8, 8]
     assert_user_error(runner.invoke(app, ["bench", "--case", "fit:xyz"]), "fit:xyz", "fit:mlp")
     assert_user_error(runner.invoke(app, ["bench", "--resolution", "9x"]), "--resolution", "9x")
+
+
+def test_quality_benchmark_quick_mode_runs(capsys, tmp_path):
+    """``python -m benchmarks.quality --quick``: the hull line and one line per
+    kind, each with its curve, surface scores and times to the hull's IoU (a
+    smoke run: tiny images, one-second budgets; the numbers mean little)."""
+    from benchmarks.quality import main
+
+    kinds = ["mlp", "grid", "hashgrid"]
+    assert main(["--quick", "--kinds", ",".join(kinds), "--work", str(tmp_path)]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [x["kind"] for x in lines] == ["hull", *kinds]
+    assert all(x["benchmark"] == "quality" and x["target"] == "airplane" for x in lines)
+    for x in lines:
+        assert 0.0 < x["heldout_iou"] <= 1.0 and 0.0 <= x["fscore"] <= 1.0
+        assert x["chamfer_l1"] > 0.0
+    for x in lines[1:]:
+        assert x["iterations"] >= 1 and x["curve"] and x["seconds"] >= x["budget_s"]
+        assert all(0.0 <= iou <= 1.0 for _, iou in x["curve"])
+        assert "seconds_to_95pct_hull" in x and "seconds_to_99pct_hull" in x

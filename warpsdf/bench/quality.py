@@ -133,14 +133,16 @@ class Judge:
     """Scores of fields and meshes against one quality scene's target: the
     held-out masks and the target's surface are computed once."""
 
-    def __init__(self, scene: Scene, target: Target, device):
+    def __init__(self, scene: Scene, target: Target, device, mesh_resolution: int = 256):
         self.scene, self.target, self.device = scene, target, device
+        self.mesh_resolution = mesh_resolution  # fields are meshed this fine for scoring
         self.cameras: list[Camera] = training_cameras(scene)
         count = scene.output.heldout_views
         self.heldout = heldout_cameras(count, self.cameras[0], scene.cameras.look_at)
         truth = trace_views(target.source, self.heldout, scene.march)
         self.masks = [t["mask"] for t in truth]
-        self.surface = target_surface(target, scene.march.bound_radius)
+        resolution = max(mesh_resolution, 64)
+        self.surface = target_surface(target, scene.march.bound_radius, resolution)
 
     def heldout_iou(self, source) -> float:
         """Mean mask IoU of a field (or a traceable mesh) on the held-out views."""
@@ -152,7 +154,10 @@ class Judge:
     def final(self, source) -> dict:
         """Held-out IoU, Chamfer-L1, F-score (and precision, recall) of a field
         or a mesh (vertices, faces)."""
-        return score_surface(source, self.scene, self.target, self.cameras, reference=self.surface)
+        return score_surface(
+            source, self.scene, self.target, self.cameras, self.mesh_resolution,
+            reference=self.surface,
+        )  # fmt: skip
 
 
 @dataclass
@@ -248,5 +253,5 @@ def hull_run(scene: Scene, judge: Judge, device, resolution: int = 192) -> Run:
     return run
 
 
-def judge_for(scene: Scene, device) -> Judge:
-    return Judge(scene, build_target(scene, device), device)
+def judge_for(scene: Scene, device, mesh_resolution: int = 256) -> Judge:
+    return Judge(scene, build_target(scene, device), device, mesh_resolution)
