@@ -276,10 +276,7 @@ class HashGridField(Field):
                 f"the tiled kernels take widths up to {mlp_tiled.TILE_WIDTHS[-1]}, "
                 f"got {self.spec.width} (use the scalar kernels)"
             )
-        if block_dim is None:
-            block_dim = mlp_tiled.CUDA_TILE_BLOCK if device.is_cuda else 1
-        if block_dim > 1 and device.is_cpu and not wp.config.enable_cpu_blocks:
-            raise ValueError(f"block_dim {block_dim} on the CPU needs wp.config.enable_cpu_blocks")
+        block_dim = mlp_tiled.check_block_dim(device, block_dim)
         self.functions = tiled_functions(bucket, block_dim)
         return kernels, bucket
 
@@ -288,14 +285,7 @@ class HashGridField(Field):
     def kernel_params(self) -> wp.array:
         if self._bucket is None:
             return self.params
-        wp.launch(
-            mlp_tiled.pack_mlp_kernel,
-            dim=self._padded_network.shape[0],
-            inputs=[self._network, self.meta, self._bucket],
-            outputs=[self._padded_network],
-            device=self.device,
-            record_tape=False,
-        )
+        mlp_tiled.pack_network(self._network, self.meta, self._bucket, self._padded_network)
         return self._padded
 
     def backward_into(self, points: wp.array, adj_values: wp.array) -> None:
@@ -311,12 +301,8 @@ class HashGridField(Field):
             outputs=[self._padded_grad],
             device=self.device,
         )
-        wp.launch(
-            mlp_tiled.unpack_grad_kernel,
-            dim=self._padded_network.shape[0],
-            inputs=[self._padded_network_grad, self.meta, self._bucket],
-            outputs=[self._network_grad],
-            device=self.device,
+        mlp_tiled.unpack_network_grad(
+            self._padded_network_grad, self.meta, self._bucket, self._network_grad
         )
 
     # ------------------------------------------------ coarse-to-fine stages

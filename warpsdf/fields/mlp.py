@@ -82,15 +82,7 @@ class MLPField(Field):
                 f"the tiled MLP kernels take widths up to {mlp_tiled.TILE_WIDTHS[-1]}, "
                 f"got {self.width} (use the scalar kernels)"
             )
-        if block_dim is None:
-            block_dim = mlp_tiled.CUDA_TILE_BLOCK if self.device.is_cuda else 1
-        if self.device.is_cuda and block_dim % 32:
-            raise ValueError(f"tiled MLP block_dim on a GPU must be whole warps, got {block_dim}")
-        cpu_blocks = self.device.is_cpu and not wp.config.enable_cpu_blocks
-        if block_dim < 1 or (block_dim > 1 and cpu_blocks):
-            raise ValueError(
-                f"tiled MLP block_dim {block_dim} on the CPU needs wp.config.enable_cpu_blocks"
-            )
+        block_dim = mlp_tiled.check_block_dim(self.device, block_dim)
         self.functions = mlp_tiled.tiled_functions(bucket, block_dim)
         self._bucket = bucket
         size = mlp_tiled.padded_size(bucket, self.layers)
@@ -101,14 +93,7 @@ class MLPField(Field):
     def kernel_params(self) -> wp.array:
         if self.kernels is MLPKernels.SCALAR:
             return self.params
-        wp.launch(
-            mlp_tiled.pack_mlp_kernel,
-            dim=self._padded.shape[0],
-            inputs=[self.params, self.meta, self._bucket],
-            outputs=[self._padded],
-            device=self.device,
-            record_tape=False,
-        )
+        mlp_tiled.pack_network(self.params, self.meta, self._bucket, self._padded)
         return self._padded
 
     def backward_into(self, points: wp.array, adj_values: wp.array) -> None:
@@ -125,10 +110,4 @@ class MLPField(Field):
             outputs=[self._padded_grad],
             device=self.device,
         )
-        wp.launch(
-            mlp_tiled.unpack_grad_kernel,
-            dim=self._padded.shape[0],
-            inputs=[self._padded_grad, self.meta, self._bucket],
-            outputs=[self.params.grad],
-            device=self.device,
-        )
+        mlp_tiled.unpack_network_grad(self._padded_grad, self.meta, self._bucket, self.params.grad)

@@ -168,6 +168,40 @@ def unpack_grad_kernel(
         params_grad_out[src] = params_grad_out[src] + padded_grad[k]
 
 
+def check_block_dim(device, block_dim: int | None) -> int:
+    """The tiled kernels' block size on ``device`` (None: its default): whole
+    warps on a GPU; more than 1 on the CPU only with ``enable_cpu_blocks``."""
+    if block_dim is None:
+        block_dim = CUDA_TILE_BLOCK if device.is_cuda else 1
+    if device.is_cuda and block_dim % 32:
+        raise ValueError(f"tiled MLP block_dim on a GPU must be whole warps, got {block_dim}")
+    if block_dim < 1 or (block_dim > 1 and device.is_cpu and not wp.config.enable_cpu_blocks):
+        raise ValueError(
+            f"tiled MLP block_dim {block_dim} on the CPU needs wp.config.enable_cpu_blocks"
+        )
+    return block_dim
+
+
+def pack_network(params: wp.array, meta: wp.array, width_p: int, padded: wp.array) -> None:
+    """Refresh ``padded`` (the tiled kernels' copy) from the flat network
+    ``params`` (:func:`pack_mlp_kernel`); not recorded on a tape."""
+    wp.launch(
+        pack_mlp_kernel, dim=padded.shape[0], inputs=[params, meta, width_p],
+        outputs=[padded], device=padded.device, record_tape=False,
+    )  # fmt: skip
+
+
+def unpack_network_grad(
+    padded_grad: wp.array, meta: wp.array, width_p: int, params_grad: wp.array
+) -> None:
+    """``params_grad += padded_grad`` mapped back to the flat layout
+    (:func:`unpack_grad_kernel`)."""
+    wp.launch(
+        unpack_grad_kernel, dim=padded_grad.shape[0], inputs=[padded_grad, meta, width_p],
+        outputs=[params_grad], device=padded_grad.device,
+    )  # fmt: skip
+
+
 def _tile_features(encoding: Encoding) -> wp.Function:
     inputs = encoding.features
 
