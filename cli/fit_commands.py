@@ -204,17 +204,31 @@ def export(
     ] = 128,
     device: DeviceOption = "auto",
     force: ForceFileOption = False,
+    frame: Annotated[
+        str,
+        typer.Option(
+            "--frame",
+            help="world (warpsdf's, inside the bound) or dataset (a transforms.json "
+            "target's own frame, from the run's dataset_transform.json).",
+        ),
+    ] = "world",
 ) -> None:
     """Export the fitted field's surface as a mesh (marching cubes inside the bound)."""
 
     from warpsdf.device import resolve_device
-    from warpsdf.export import check_mesh_path, extract_mesh, write_mesh
+    from warpsdf.export import MeshFrame, check_mesh_path, extract_mesh, run_transform, write_mesh
     from warpsdf.fit import load_run
     from warpsdf.io.files import check_new_file
 
     if problem := key_problem("output.mesh_resolution", resolution):
         raise WarpsdfError(f"--resolution {resolution}: {problem}")
+    try:
+        mesh_frame = MeshFrame(frame)
+    except ValueError:
+        choices = ", ".join(f.value for f in MeshFrame)
+        raise WarpsdfError(f"--frame {frame!r}: expected one of {choices}") from None
     check_new_file(check_mesh_path(out), force)  # before the slow extraction
+    transform = run_transform(run) if mesh_frame is MeshFrame.DATASET else None  # before work
     dev = resolve_device(device)
     start = time.perf_counter()
     with wp.ScopedDevice(dev):
@@ -222,6 +236,8 @@ def export(
         vertices, faces = extract_mesh(field, resolution, scene.march.bound_radius)
     if len(faces) == 0:
         raise WarpsdfError(f"{run}: the fitted field has no surface inside the bound")
+    if transform is not None:
+        vertices = transform.to_dataset(vertices)
     write_mesh(out, vertices, faces)
     console.print(
         f"[green]wrote[/] {q(out)}: {len(vertices)} vertices, {len(faces)} faces "

@@ -90,6 +90,12 @@ def new(
             f"it reads {q(ImageFolder(path.parent / views).cameras)}: make one with "
             f"[bold]warpsdf targets OTHER.toml --out {q(path.parent / views)}[/]"
         )
+    if kind is Template.TRANSFORMS:
+        console.print(
+            f"it reads the dataset in {q(path.parent / views)}: point target.path at yours, "
+            f"or make one with [bold]warpsdf targets OTHER.toml --format transforms --out "
+            f"{q(path.parent / views)}[/]"
+        )
     console.print(f"next: [bold]warpsdf validate {q(path)}[/]")
 
 
@@ -113,31 +119,59 @@ def targets(
             "--force", help="Replace a non-empty --out folder made by warpsdf (targets, render)."
         ),
     ] = False,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="images: cameras.json with masks, xyz and depth (kind = images); "
+            "transforms: a NeRF-synthetic dataset (transforms_train.json, transforms_test.json "
+            "with the held-out views, RGBA images; kind = transforms).",
+        ),
+    ] = "images",
 ) -> None:
     """Write the scene's target as seen by its cameras: cameras.json, mask_NNN.png,
-    xyz_NNN.png (16-bit) and depth_NNN.npy. Read it back with kind = "images"."""
+    xyz_NNN.png (16-bit) and depth_NNN.npy (read it back with kind = "images"),
+    or with --format transforms a transforms.json dataset (kind = "transforms")."""
 
     from warpsdf.device import resolve_device
     from warpsdf.io.files import staged_dir
+    from warpsdf.io.layout import TransformsFolder
     from warpsdf.scene import TargetKind, load_scene
-    from warpsdf.targets import load_image_views, target_views, write_image_views
+    from warpsdf.targets import (
+        TargetFormat,
+        load_image_views,
+        target_splits,
+        write_image_views,
+        write_transforms_views,
+    )
 
+    try:
+        fmt = TargetFormat(fmt)
+    except ValueError:
+        choices = ", ".join(f.value for f in TargetFormat)
+        raise WarpsdfError(f"--format {fmt!r}: expected one of {choices}") from None
     resolved = load_scene(scene, sets or [])
     dev = resolve_device(device)
     start = time.perf_counter()
     # refuses before any work: a non-empty folder without --force, and even with
     # it a folder warpsdf did not make, the current folder or the scene's folder
     with staged_dir(out, force=force, keep=[scene]) as stage:
-        if resolved.target.kind is TargetKind.IMAGES:  # every view, held-out ones too
-            views = load_image_views(resolved.target.path)
+        with wp.ScopedDevice(dev):
+            splits = target_splits(resolved, dev, heldout=fmt is TargetFormat.TRANSFORMS)
+        if fmt is TargetFormat.IMAGES:  # every view, held-out ones of image data too
+            views = splits["train"] + splits["test"]
+            if resolved.target.kind is TargetKind.IMAGES:  # in cameras.json order
+                views = load_image_views(resolved.target.path)
+            write_image_views(views, stage)
+            written = ImageFolder(out).cameras
         else:
-            with wp.ScopedDevice(dev):
-                views = target_views(resolved, dev)
-        write_image_views(views, stage)
+            write_transforms_views(splits, stage)
+            views = splits["train"] + splits["test"]
+            written = TransformsFolder(out).path / TransformsFolder.json_name("train")
     cam = views[0].camera
     console.print(
         f"[green]wrote[/] {len(views)} view(s), {cam.width}x{cam.height}, "
-        f"{', '.join(views[0].available())} -> {q(ImageFolder(out).cameras)} "
+        f"{', '.join(views[0].available())} -> {q(written)} "
         f"[dim]({time.perf_counter() - start:.1f} s on {dev})[/]"
     )
 
@@ -253,7 +287,8 @@ def render(
             target = build_target(resolved, dev)
             if not target.renderable:
                 raise WarpsdfError(
-                    f"{source}: target kind 'images' has no geometry to render; "
+                    f"{source}: target kind {resolved.target.kind.value!r} has no geometry "
+                    "to render; "
                     f"its images are listed in {resolved.target.path}"
                 )
             drawable = target.source

@@ -16,6 +16,7 @@ scores.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -356,7 +357,17 @@ def test_cli_writes_the_hull_mesh(ball_scene, tmp_path):
         (["--out", "{tmp}/hull.ply", "--resolution", "7"], ["--resolution 7", "[8, 512]"]),
         (["--out", "{tmp}/hull.ply", "-r", "513"], ["--resolution 513"]),
         (["--out", "{tmp}/hull.ply", "--set", "cameras.count=0"], ["cameras.count"]),
-        (["--out", "{tmp}/hull.ply", "--set", "model.init=visual_hull"], ["visual_hull", "grid"]),
+        (
+            [
+                "--out",
+                "{tmp}/hull.ply",
+                "--set",
+                "model.kind=spheres",
+                "--set",
+                "model.init=visual_hull",
+            ],
+            ["visual_hull", "grid"],
+        ),
         (
             ["--out", "{tmp}/hull.ply", "--set", "target.shapes[0].center=[0, 0, 40]"],
             ["ball.toml", "empty"],
@@ -381,11 +392,11 @@ def test_cli_needs_force_to_replace(ball_scene, tmp_path):
     assert out.read_bytes().startswith(b"ply")
 
 
-def test_visual_hull_init_is_refused_for_mlp_and_spheres(ball_scene):
-    for kind in ("mlp", "spheres"):
-        with pytest.raises(SceneError, match="visual_hull starts kind = grid") as err:
-            load_scene(ball_scene, [f"model.kind={kind}", "model.init=visual_hull"])
-        assert len(str(err.value).splitlines()) == 1
+def test_visual_hull_init_is_refused_for_spheres(ball_scene):
+    expected = re.escape("(visual_hull starts kind = mlp | grid | hashgrid only)")
+    with pytest.raises(SceneError, match=expected) as err:
+        load_scene(ball_scene, ["model.kind=spheres", "model.init=visual_hull"])
+    assert len(str(err.value).splitlines()) == 1
 
 
 def test_grid_starts_from_the_hull(ball_scene, device):
@@ -396,14 +407,67 @@ def test_grid_starts_from_the_hull(ball_scene, device):
     from warpsdf.fit import Fitter
 
     scene = load_scene(
-        ball_scene, ["model.kind=grid", "model.init=visual_hull", "model.grid_resolution=[16]"]
+        ball_scene, ["model.kind=grid", "model.init=visual_hull", "model.grid_resolution=[8, 16]"]
     )
     fitter = Fitter.from_scene(scene, device)
+    # the finest lattice from the start: the coarse stages would lose the hull's detail
+    assert fitter.field.resolution == 16 and fitter.field.stage_starts(100) == ()
     hull = carve_scene(scene, HULL_INIT_RESOLUTION, device)
     nodes = lattice_points(16, scene.march.bound_radius)
     np.testing.assert_allclose(fitter.field.values(nodes), hull.at(nodes), atol=1e-5)
     sphere = Fitter.from_scene(load_scene(ball_scene, ["model.kind=grid"]), device)
     assert not np.allclose(sphere.field.values(nodes), hull.at(nodes), atol=1e-2)
+
+
+def _assert_near_hull(field, hull, radius: float, tol: float) -> None:
+    """Near the hull's surface the field's distances are within ``tol`` on
+    average and its signs agree (away from a hair of the surface); the
+    ``radius`` sphere it started as was farther off."""
+    from warpsdf.sampling import random_in_ball
+
+    points = random_in_ball(np.random.default_rng(1), 20000, 1.0)
+    truth = hull.at(points)
+    near = np.abs(truth) < 0.1
+    values = field.values(points)
+    assert np.mean(np.abs(values - truth)[near]) < tol
+    far = np.abs(truth) > 0.03
+    assert np.mean(np.sign(values[far]) == np.sign(truth[far])) > 0.99
+    ball = np.linalg.norm(points, axis=1) - radius
+    assert np.mean(np.abs(ball - truth)[near]) > 3 * tol
+
+
+def test_a_hash_grid_is_regressed_onto_the_hull(ball_scene):
+    """model.init = "visual_hull" for a hash grid: a pre-fit by regression
+    (fit/prefit.py) before the first step, with every level on from the start.
+    The hull of the ball from 12 views is the ball grown by its silhouette
+    cones, so the field is compared with the hull itself."""
+    from warpsdf.carve import HULL_INIT_RESOLUTION
+    from warpsdf.fit import Fitter
+
+    settings = [
+        *("model.kind=hashgrid", "model.hash_levels=4", "model.hash_log2_size=10"),
+        *("model.hash_max_resolution=32", "model.hidden=16", "model.init=visual_hull"),
+    ]
+    scene = load_scene(ball_scene, settings)
+    fitter = Fitter.from_scene(scene, "cpu")
+    assert fitter.field.stage_starts(100) == () and fitter.field.active_levels == 4
+    hull = carve_scene(scene, HULL_INIT_RESOLUTION, "cpu")
+    _assert_near_hull(fitter.field, hull, scene.model.init_radius, 0.02)
+
+
+def test_an_mlp_is_regressed_onto_the_hull(ball_scene):
+    """The same pre-fit for an MLP (shorter, so looser)."""
+    from warpsdf.carve import HULL_INIT_RESOLUTION
+    from warpsdf.fields.factory import make_field
+    from warpsdf.fit.prefit import prefit_to_sdf
+
+    scene = load_scene(ball_scene, ["model.hidden=16", "model.layers=2",
+                                    "model.fourier_frequencies=2"])  # fmt: skip
+    hull = carve_scene(scene, HULL_INIT_RESOLUTION, "cpu")
+    field = make_field(scene, np.random.default_rng(0), "cpu")
+    errors = prefit_to_sdf(field, hull.at, 1.0, np.random.default_rng(0), steps=80, points=512)
+    assert errors[-1] < 0.05 * errors[0]
+    _assert_near_hull(field, hull, scene.model.init_radius, 0.03)
 
 
 # ---------------------------------------------------------------------------

@@ -119,7 +119,7 @@ def test_validate_lists_every_problem(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("template", ["xyz", "silhouette", "mesh", "images"])
+@pytest.mark.parametrize("template", ["xyz", "silhouette", "mesh", "images", "transforms"])
 def test_new_templates_validate(template, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = run("new", "demo", "--template", template)
@@ -130,6 +130,10 @@ def test_new_templates_validate(template, tmp_path, monkeypatch):
         # it points at demo_views/cameras.json: make that folder from another scene
         other = write_scene(tmp_path / "other.toml", TWO_SPHERES)
         assert run("targets", other, "--out", "demo_views", "--device", "cpu").exit_code == 0
+    if template == "transforms":  # a dataset made from another scene
+        other = write_scene(tmp_path / "other.toml", TWO_SPHERES)
+        made = run("targets", other, "--out", "demo_views", "--format", "transforms")
+        assert made.exit_code == 0, made.stderr
     result = run("validate", "demo.toml")
     assert result.exit_code == 0, result.stderr
     # refuses to overwrite without --force

@@ -131,7 +131,8 @@ def test_fit_writes_every_run_file(device, tmp_path, scene_path):
     assert frames.shape[2] > 2.5 * frames.shape[1]
     assert not np.array_equal(frames[0], frames[-1])
 
-    size = (12 * scene.output.final_scale, 12 * scene.output.final_scale)
+    scale = scene.output.render_scale(12, 12)
+    size = (12 * scale, 12 * scale)
     finals = {p.name for p in run_dir.glob("final_*.png")}
     expected = {"final_train.png", "final_az090.png", "final_az180.png", "final_az270.png"}
     assert finals == expected | ({"final_train_xyz.png"} if xyz else set())

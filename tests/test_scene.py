@@ -168,6 +168,18 @@ def test_defaults_that_depend_on_other_keys(tmp_path):
     assert scene.supervision.weights == {"xyz": 2.5, "depth": 1.0}
 
 
+@pytest.mark.parametrize(
+    ("final_scale", "size", "scale"),
+    [(0, (128, 128), 2), (0, (32, 32), 8), (0, (100, 50), 3), (0, (300, 200), 1),
+     (0, (256, 16), 1), (4, (128, 128), 4), (1, (8, 8), 1)],
+)  # fmt: skip
+def test_final_render_scale(tmp_path, final_scale, size, scale):
+    """output.final_scale = 0 (the default): the smallest multiple whose longer
+    side reaches FINAL_SIDE (256) pixels; any other value as it is."""
+    path = write(tmp_path / "s.toml", MINIMAL + f"[output]\nfinal_scale = {final_scale}\n")
+    assert load_scene(path).output.render_scale(*size) == scale
+
+
 def test_full_scene_values(tmp_path):
     scene = load_scene(write(tmp_path / "full.toml", FULL))
     assert scene.name == "two_spheres_xyz" and scene.seed == 3

@@ -435,10 +435,9 @@ def hull_init(
     """What :func:`warpsdf.fields.factory.make_field` starts a field from
     (``init_sdf``): for ``model.init = "visual_hull"`` the signed distance
     (:meth:`Hull.at`) of the hull of these training views, carved at
-    :data:`HULL_INIT_RESOLUTION`; else None. A grid samples it at its lattice.
-    Not built: a hashgrid has no lattice to fill, and would need a short
-    pre-fit of its encoding to it (Adam on (f - sdf)^2 at random points, through
-    ``Field.backward_into``); scene/checks.py refuses visual_hull for it."""
+    :data:`HULL_INIT_RESOLUTION`; else None. A grid samples it at its finest
+    lattice; a hash grid or an MLP is regressed onto it
+    (:func:`warpsdf.fit.prefit.prefit_to_sdf`)."""
     if scene.model.init is not ModelInit.VISUAL_HULL:
         return None
     try:

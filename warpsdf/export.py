@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
 import warp as wp
 from warp.geometry import IsoSurfaceMarchingCubes
 
-from warpsdf.errors import OutputError
+from warpsdf.camera import DatasetTransform
+from warpsdf.errors import InputFileError, OutputError
 from warpsdf.fields.base import Field
 from warpsdf.io.files import atomic_file
+from warpsdf.io.layout import RunFolder
+from warpsdf.io.reading import read_json
 
 MESH_SUFFIXES = (".ply", ".obj", ".stl", ".glb")
 
@@ -154,6 +158,27 @@ def lattice_mesh(
     )
     faces = tris.numpy().reshape(-1, 3)
     return verts.numpy().astype(np.float32), faces.astype(np.int32)
+
+
+class MeshFrame(StrEnum):
+    """The frame exported vertices are in: warpsdf's world (inside the bound)
+    or a transforms.json dataset's own (``dataset_transform.json`` undone)."""
+
+    WORLD = "world"
+    DATASET = "dataset"
+
+
+def run_transform(run: str | Path) -> DatasetTransform:
+    """The normalisation a fit of a ``kind = "transforms"`` target kept in run
+    folder ``run`` (``dataset_transform.json``: world = scale * dataset + offset);
+    map world vertices back with :meth:`DatasetTransform.to_dataset`."""
+    file = RunFolder(run).dataset_transform
+    if not file.is_file():
+        raise InputFileError(
+            f"{run}: no {RunFolder.DATASET_TRANSFORM}: --frame dataset applies to runs of "
+            'target.kind = "transforms"'
+        )
+    return DatasetTransform.from_json(read_json(file, "dataset transform"), str(file))
 
 
 def check_mesh_path(path: str | Path) -> Path:

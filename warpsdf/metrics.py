@@ -11,6 +11,7 @@ import warp as wp
 from warpsdf.camera import Camera, heldout_cameras
 from warpsdf.export import extract_mesh
 from warpsdf.fields.base import Field
+from warpsdf.march import Polish, polish_for
 from warpsdf.render import trace_cameras
 from warpsdf.scene import MarchConfig, Scene
 from warpsdf.targets import Target
@@ -61,14 +62,20 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
 
 
-def trace_views(source, cameras: list[Camera], config: MarchConfig) -> list[dict[str, np.ndarray]]:
-    """Per camera: hit mask (H, W) and hit points (H, W, 3), traced in one launch."""
+def trace_views(
+    source, cameras: list[Camera], config: MarchConfig, polish: Polish = Polish.NEWTON
+) -> list[dict[str, np.ndarray]]:
+    """Per camera: hit mask (H, W) and hit points (H, W, 3), traced in one
+    launch. With ``Polish.NONE`` (for masks alone: the same masks, about half
+    the work of a neural field's hits) the points are only within
+    ``hit_epsilon`` of the surface."""
+    traced = trace_cameras(source, cameras, config, polish)
     return [
         {
             "mask": h["hit_t"].reshape(cam.height, cam.width) >= 0.0,
             "points": h["points"].reshape(cam.height, cam.width, 3),
         }
-        for cam, h in zip(cameras, trace_cameras(source, cameras, config), strict=True)
+        for cam, h in zip(cameras, traced, strict=True)
     ]
 
 
@@ -113,17 +120,21 @@ def fit_metrics(
     field, scene: Scene, cameras: list[Camera], views: list[TargetView], target=None
 ) -> dict[str, float | None]:
     """train IoU (every training view, no camera shake), held-out IoU, Chamfer
-    and the mean XYZ error (world units) on pixels both prediction and target
-    see. The held-out IoU is on ``output.heldout_views`` unseen views of a
+    and, for fits whose supervision reads hit points (xyz, depth), the mean XYZ
+    error (world units) on pixels both prediction and target see (None
+    otherwise: a silhouette fit's masks are traced without the Newton polish,
+    :func:`warpsdf.march.polish_for`, and its surface is judged by Chamfer).
+    The held-out IoU is on ``output.heldout_views`` unseen views of a
     renderable target, or on the views of an image folder that
     ``target.heldout`` kept out of training (each from its own camera, at its
     own size); None when there are none. Chamfer needs the target's surface:
     None for an image folder."""
-    pred = trace_views(field, cameras, scene.march)
+    polish = polish_for(scene.supervision)
+    pred = trace_views(field, cameras, scene.march, polish)
     metrics: dict[str, float | None] = {"train_iou": mean_iou(pred, views)}
     errors = []
     for p, v in zip(pred, views, strict=True):
-        if v.xyz is None:
+        if v.xyz is None or polish is Polish.NONE:
             continue
         both, err = xyz_errors(p, v)
         if both.any():
@@ -153,13 +164,13 @@ def heldout_iou(source, scene: Scene, cameras: list[Camera], target: Target) -> 
         if not target.heldout:
             return None
         held = [v.camera for v in target.heldout]
-        return mean_iou(trace_views(source, held, scene.march), target.heldout)
+        return mean_iou(trace_views(source, held, scene.march, Polish.NONE), target.heldout)
     count = scene.output.heldout_views
     if count == 0:
         return None
     held = heldout_cameras(count, cameras[0], scene.cameras.look_at)
-    truth = trace_views(target.source, held, scene.march)
-    guess = trace_views(source, held, scene.march)
+    truth = trace_views(target.source, held, scene.march, Polish.NONE)
+    guess = trace_views(source, held, scene.march, Polish.NONE)
     return float(
         np.mean([mask_iou(g["mask"], t["mask"]) for g, t in zip(guess, truth, strict=True)])
     )

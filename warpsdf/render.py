@@ -15,7 +15,7 @@ import warp as wp
 from warpsdf.camera import Camera
 from warpsdf.camera.rays import device_rays
 from warpsdf.fields.base import Field
-from warpsdf.march import RayHits, march
+from warpsdf.march import Polish, RayHits, march
 from warpsdf.scene import MarchConfig
 
 
@@ -102,11 +102,20 @@ def shade_kernel(
     )
 
 
-def trace(source, origins: wp.array, directions: wp.array, config: MarchConfig) -> RayHits:
+def trace(
+    source,
+    origins: wp.array,
+    directions: wp.array,
+    config: MarchConfig,
+    polish: Polish = Polish.NEWTON,
+) -> RayHits:
     """Trace rays through a field (sphere tracing) or any object with a ``trace``
-    method of the same signature (a mesh target)."""
+    method of the same signature (a mesh target). ``polish``: what a field's
+    march does at a hit (:class:`warpsdf.march.Polish`; NONE when only the hit
+    masks are read: the same masks, the points within ``hit_epsilon``, no
+    normals); a mesh's hits are exact."""
     if isinstance(source, Field):
-        return march(source, origins, directions, config)
+        return march(source, origins, directions, config, polish=polish)
     return source.trace(origins, directions, config)
 
 
@@ -116,11 +125,12 @@ def trace_camera(source, camera: Camera, config: MarchConfig) -> RayHits:
 
 
 def trace_cameras(
-    source, cameras: list[Camera], config: MarchConfig
+    source, cameras: list[Camera], config: MarchConfig, polish: Polish = Polish.NEWTON
 ) -> list[dict[str, np.ndarray]]:
     """Trace several cameras in one launch; per camera ``hit_t`` and ``points``
-    (see :class:`RayHits`) as numpy arrays of H * W rows."""
-    traced = trace(source, *device_rays(cameras, source.device), config)
+    (see :class:`RayHits`) as numpy arrays of H * W rows (``polish``: see
+    :func:`trace`)."""
+    traced = trace(source, *device_rays(cameras, source.device), config, polish)
     hits = {"hit_t": traced.hit_t.numpy(), "points": traced.points.numpy()}
     out, start = [], 0
     for cam in cameras:

@@ -39,6 +39,7 @@ class Template(StrEnum):
     SILHOUETTE = "silhouette"
     MESH = "mesh"
     IMAGES = "images"
+    TRANSFORMS = "transforms"
 
 
 class _SchemaDefault:
@@ -178,6 +179,28 @@ TEMPLATES: dict[Template, TemplateSpec] = {
             "target.path": "{views}/cameras.json",
             "supervision.mode": ["silhouette", "xyz"],
             "supervision.weights": {"silhouette": 1.0, "xyz": 1.0},
+        }
+        | _MLP,
+    ),
+    Template.TRANSFORMS: TemplateSpec(
+        intro=(
+            "# {name}: fit a neural SDF to a transforms.json dataset (NeRF-synthetic,",
+            "# instant-ngp, nerfstudio): point target.path at its folder or json, or make",
+            "# one from any scene:  warpsdf targets OTHER.toml --format transforms --out {views}",
+            "# Check it:   warpsdf validate {file}",
+            "# The cameras come from the dataset: [cameras] is not used. The masks are the",
+            "# images' alpha (or mask_path); the object is fitted into the bound for you.",
+            _HOW_TO_READ,
+        ),
+        values=_COMMON
+        | {
+            "target.kind": "transforms",
+            "target.path": "{views}",
+            "target.normalize": SCHEMA_DEFAULT,
+            "target.normalize_fill": SCHEMA_DEFAULT,
+            "target.heldout_split": SCHEMA_DEFAULT,
+            "target.downscale": SCHEMA_DEFAULT,
+            "supervision.mode": ["silhouette"],
         }
         | _MLP,
     ),

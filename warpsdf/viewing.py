@@ -4,7 +4,7 @@ save stills, per-camera folders and turntable GIFs."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +58,7 @@ def _apply_lens(camera: Camera, request: ViewRequest) -> Camera:
     if request.resolution is not None:
         camera = camera.with_resolution(*request.resolution)
     if request.fov_deg is not None:
-        camera = replace(camera, fov_deg=request.fov_deg)
+        camera = camera.with_fov(request.fov_deg)
     return camera
 
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from warpsdf.camera.core import Camera
+from warpsdf.camera.core import INTRINSICS, Camera
 from warpsdf.errors import InputFileError, SceneError
 from warpsdf.io.files import name_problem
 from warpsdf.io.layout import RenderFolder
@@ -24,7 +24,7 @@ from warpsdf.limits import NAME_MAX_BYTES
 from warpsdf.scene import Scene, key_problem, key_rule, suggest
 
 _VEC_FIELDS = ("eye", "target", "up")
-_REQUIRED = ("eye", "target", "up", "fov_deg", "width", "height")
+_REQUIRED = ("eye", "target", "up", "width", "height")  # and fov_deg or fx, fy, cx, cy
 IMAGE_FIELDS = ("mask", "xyz", "depth")  # also the order a view's name is taken from
 
 
@@ -48,7 +48,8 @@ class CameraEntry:
 def read_cameras(path: str | Path) -> list[CameraEntry]:
     """Parse a cameras.json, in its order.
 
-    Every camera needs eye, target, up, fov_deg, width and height. Image paths
+    Every camera needs eye, target, up, width, height and its lens: fov_deg,
+    or the pixel intrinsics fx, fy, cx, cy (DESIGN §2), not both. Image paths
     are relative to the json file; each must exist. Names are checked: plain
     file names, unique (see the module doc).
     """
@@ -69,10 +70,7 @@ def read_cameras(path: str | Path) -> list[CameraEntry]:
             v = entry[key]
             if not (isinstance(v, list) and len(v) == 3 and all(_is_number(c) for c in v)):
                 raise InputFileError(f"{where}.{key}: expected 3 numbers, got {v!r}")
-        fov = entry["fov_deg"]
-        if not _is_number(fov) or key_problem("cameras.fov_deg", fov):
-            rule = key_rule("cameras.fov_deg")
-            raise InputFileError(f"{where}.fov_deg: expected a number {rule}, got {fov!r}")
+        lens = _lens(entry, where)
         for key in ("width", "height"):
             v = entry[key]
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
@@ -80,7 +78,8 @@ def read_cameras(path: str | Path) -> list[CameraEntry]:
         try:  # Camera's own checks (e.g. eye and target the same point)
             camera = Camera(
                 tuple(map(float, entry["eye"])), tuple(map(float, entry["target"])),
-                tuple(map(float, entry["up"])), float(fov), entry["width"], entry["height"],
+                tuple(map(float, entry["up"])), width=entry["width"], height=entry["height"],
+                **lens,
             )  # fmt: skip
         except ValueError as err:
             raise InputFileError(f"{where}: {err}") from None
@@ -98,6 +97,34 @@ def read_cameras(path: str | Path) -> list[CameraEntry]:
         out.append(CameraEntry(camera, files, name, where))
     _check_unique_names(path, out)
     return out
+
+
+def _lens(entry: dict, where: str) -> dict[str, float]:
+    """A camera entry's lens as Camera keywords: {"fov_deg": ...} or the four
+    intrinsics (pixels; fx, fy > 0)."""
+    given = [k for k in INTRINSICS if k in entry]
+    if "fov_deg" in entry and given:
+        raise InputFileError(
+            f"{where}: give fov_deg or the intrinsics {', '.join(INTRINSICS)}, not both"
+        )
+    if given:
+        for key in INTRINSICS:
+            if key not in entry:
+                raise InputFileError(
+                    f"{where}: missing field {key!r} (intrinsics need all of fx, fy, cx, cy)"
+                )
+            v = entry[key]
+            if not _is_number(v) or (key in ("fx", "fy") and v <= 0):
+                rule = "> 0 " if key in ("fx", "fy") else ""
+                raise InputFileError(f"{where}.{key}: expected a number {rule}(pixels), got {v!r}")
+        return {k: float(entry[k]) for k in INTRINSICS}
+    if "fov_deg" not in entry:
+        raise InputFileError(f"{where}: missing field 'fov_deg' (or the intrinsics fx, fy, cx, cy)")
+    fov = entry["fov_deg"]
+    if not _is_number(fov) or key_problem("cameras.fov_deg", fov):
+        rule = key_rule("cameras.fov_deg")
+        raise InputFileError(f"{where}.fov_deg: expected a number {rule}, got {fov!r}")
+    return {"fov_deg": float(fov)}
 
 
 def _view_name(entry: dict, index: int, where: str) -> str:

@@ -12,6 +12,7 @@ import numpy as np
 
 from warpsdf.camera.cameras_json import heldout_indices, read_cameras
 from warpsdf.camera.core import Camera, camera_angles, camera_from_angles
+from warpsdf.camera.dataset import read_dataset
 from warpsdf.io.layout import RunFolder
 from warpsdf.sampling import random_in_ball
 from warpsdf.scene import CameraLayout, CamerasConfig, Scene, TargetKind
@@ -149,12 +150,17 @@ def showcase_cameras(like: Camera, scale: int = 1) -> dict[str, Camera]:
 def training_cameras(scene: Scene) -> list[Camera]:
     """The cameras a scene trains on: from the image folder's cameras.json
     (``target.kind = images``; less the views ``target.heldout`` holds out,
-    :func:`heldout_indices`), from ``cameras.file`` (``layout = file``), or
-    from the ``[cameras]`` layout."""
+    :func:`heldout_indices`), from a transforms.json dataset's training split,
+    normalised (``kind = transforms``, :func:`read_dataset`; less the same),
+    from ``cameras.file`` (``layout = file``), or from the ``[cameras]`` layout."""
     if scene.target.kind is TargetKind.IMAGES:
         entries = read_cameras(scene.target.path)
         held = set(heldout_indices(scene, [e.name for e in entries]))
         return [e.camera for i, e in enumerate(entries) if i not in held]
+    if scene.target.kind is TargetKind.TRANSFORMS:
+        frames = read_dataset(scene).train
+        held = set(heldout_indices(scene, [f.name for f in frames]))
+        return [f.camera for i, f in enumerate(frames) if i not in held]
     if scene.cameras.layout is CameraLayout.FILE:
         return [e.camera for e in read_cameras(scene.cameras.file)]
     return cameras_from_config(scene.cameras)

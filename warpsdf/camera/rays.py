@@ -4,13 +4,17 @@ renderer, the fit's still cameras and its shaken cameras all call.
 
 The maths is float64, as on the host, and rounds to float32 at the end, so a
 device ray equals the host's (tests hold them equal). A camera on the device
-is its frame, four float64 vectors (eye, right, up, back; see
-:meth:`Camera.basis`), plus its size and tan(fov / 2).
+is its frame, four float64 vectors (eye and the ray frame R, U, B of
+:meth:`Camera.ray_frame`: right, up, back themselves for a field-of-view
+camera, scaled and shifted for pixel intrinsics), plus its size and the ndc
+scale t (:attr:`Camera.tan_half`: tan(fov / 2), or height / (2 fy)). So the
+one formula serves both kinds of camera, and every kernel that reads frames
+(the renderer's rays, the fit's shaken cameras, the carve kernel's
+projection) takes intrinsics without a new argument.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,13 +31,14 @@ def pixel_direction(
     pixel: int,  # row-major pixel id within the camera: row * width + column
     width: int,  # pixels
     height: int,  # pixels
-    tan_half: wp.float64,  # tan(fov / 2), vertical
-    right: wp.vec3d,  # camera frame, unit world vectors
+    tan_half: wp.float64,  # the ndc scale t: tan(fov / 2), or height / (2 fy)
+    right: wp.vec3d,  # the ray frame R, U, B (Camera.ray_frame), world vectors
     up: wp.vec3d,
     back: wp.vec3d,  # the camera looks along -back
 ) -> wp.vec3:
     """The unit direction (float32) of the ray through the centre of ``pixel``
-    (DESIGN §2). Not differentiable (cameras are constants of a fit)."""
+    (DESIGN §2; with intrinsics through the ray frame). Not differentiable
+    (cameras are constants of a fit)."""
     i = pixel // width
     j = pixel - i * width
     one = wp.float64(1.0)
@@ -53,19 +58,21 @@ def point_pixel(
     point: wp.vec3d,  # world units
     width: int,  # pixels
     height: int,  # pixels
-    tan_half: wp.float64,  # tan(fov / 2), vertical
-    eye: wp.vec3d,  # camera frame: eye (world units), then unit world vectors
+    tan_half: wp.float64,  # the ndc scale t: tan(fov / 2), or height / (2 fy)
+    eye: wp.vec3d,  # camera frame: eye (world units), then the ray frame R, U, B
     right: wp.vec3d,
     up: wp.vec3d,
     back: wp.vec3d,  # the camera looks along -back
 ) -> wp.vec3d:
     """The inverse of :func:`pixel_direction` (the host's twin is
-    :meth:`Camera.project`): (row, column, depth) of a world point, with pixel
-    (i, j)'s centre at (i + 0.5, j + 0.5), row 0 at the top, and depth the
-    distance along the view axis (world units). A point behind the camera has
-    depth <= 0 and row = column = 0. Float64, not differentiable."""
+    :meth:`Camera.project`, the same steps): (row, column, depth) of a world
+    point, with pixel (i, j)'s centre at (i + 0.5, j + 0.5), row 0 at the top,
+    and depth the distance along the view axis n = R x U / |R x U| (world
+    units). A point behind the camera has depth <= 0 and row = column = 0.
+    Float64, not differentiable."""
     rel = point - eye
-    depth = -wp.dot(rel, back)
+    axis = wp.normalize(wp.cross(right, up))
+    depth = -wp.dot(rel, axis)
     zero = wp.float64(0.0)
     if depth <= zero:
         return wp.vec3d(zero, zero, depth)
@@ -73,8 +80,11 @@ def point_pixel(
     half = wp.float64(0.5)
     wf = wp.float64(width)
     hf = wp.float64(height)
-    col = (wp.dot(rel, right) / depth / (tan_half * wf / hf) + one) * wf * half
-    row = (one - wp.dot(rel, up) / depth / tan_half) * hf * half
+    p = rel * (wp.dot(back, axis) / depth) + back  # on the plane of the frame's rays
+    ndc_x = wp.dot(p, right) / wp.dot(right, right)
+    ndc_y = wp.dot(p, up) / wp.dot(up, up)
+    col = (ndc_x / (tan_half * wf / hf) + one) * wf * half
+    row = (one - ndc_y / tan_half) * hf * half
     return wp.vec3d(row, col, depth)
 
 
@@ -94,11 +104,11 @@ def camera_of_ray(
 
 @wp.kernel(enable_backward=False)
 def camera_rays_kernel(
-    frames: wp.array2d(dtype=wp.vec3d),  # (C, 4) eye, right, up, back per camera, world units
+    frames: wp.array2d(dtype=wp.vec3d),  # (C, 4) eye, R, U, B per camera (camera_frames)
     camera_first: wp.array(dtype=int),  # (C,) id of each camera's first output ray
     width: wp.array(dtype=int),  # (C,) pixels
     height: wp.array(dtype=int),  # (C,) pixels
-    tan_half: wp.array(dtype=wp.float64),  # (C,) tan(fov / 2)
+    tan_half: wp.array(dtype=wp.float64),  # (C,) ndc scale t (Camera.tan_half)
     pixel_offset: int,  # added to every pixel id (a tile of rows: first_row * width)
     origins_out: wp.array(dtype=wp.vec3),  # (R,) world units
     directions_out: wp.array(dtype=wp.vec3),  # (R,) unit vectors
@@ -117,8 +127,9 @@ def camera_rays_kernel(
 
 
 def camera_frames(cameras: list[Camera]) -> np.ndarray:
-    """(C, 4, 3) float64: eye, right, up, back of each camera."""
-    return np.array([(cam.eye, *cam.basis()) for cam in cameras], np.float64).reshape(-1, 4, 3)
+    """(C, 4, 3) float64: eye and the ray frame (:meth:`Camera.ray_frame`: right,
+    up, back for a field-of-view camera) of each camera."""
+    return np.array([(cam.eye, *cam.ray_frame()) for cam in cameras], np.float64).reshape(-1, 4, 3)
 
 
 @dataclass
@@ -126,8 +137,9 @@ class DeviceCameras:
     """A list of cameras as device arrays (what the ray kernels read).
 
     ``first``: (C,) id of each camera's first ray; ``width``, ``height``: (C,)
-    pixels; ``tan_half``: (C,) float64 tan(fov / 2); ``frames``: (C, 4) vec3d
-    eye, right, up, back; ``num_rays``: rays over all cameras.
+    pixels; ``tan_half``: (C,) float64 ndc scale (:attr:`Camera.tan_half`);
+    ``frames``: (C, 4) vec3d eye and ray frame (:func:`camera_frames`);
+    ``num_rays``: rays over all cameras.
     """
 
     first: wp.array
@@ -140,7 +152,7 @@ class DeviceCameras:
     @classmethod
     def upload(cls, cameras: list[Camera], device) -> DeviceCameras:
         first = np.cumsum([0] + [c.num_rays for c in cameras[:-1]])
-        tan_half = [math.tan(math.radians(c.fov_deg) / 2.0) for c in cameras]
+        tan_half = [c.tan_half for c in cameras]
         return cls(
             first=wp.array(first, dtype=int, device=device),
             width=wp.array([c.width for c in cameras], dtype=int, device=device),

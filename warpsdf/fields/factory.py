@@ -31,7 +31,9 @@ def make_field(
     points (N, 3) -> signed distances (N,), world units) is the shape
     ``model.init = "visual_hull"`` starts from: the carved hull's
     (:meth:`warpsdf.carve.Hull.at`, which the fit passes; this layer cannot
-    carve)."""
+    carve). A grid samples it at its finest lattice; the other kinds start as
+    their sphere, and the fit regresses them onto it
+    (:func:`warpsdf.fit.prefit.prefit_to_sdf`)."""
     m = scene.model
     if m.init is ModelInit.VISUAL_HULL and init_sdf is None:
         raise ValueError('model.init = "visual_hull" needs init_sdf (the hull\'s signed distance)')
@@ -58,8 +60,22 @@ def grid_params(scene: Scene, sdf: Callable[[np.ndarray], np.ndarray]) -> np.nda
     """A grid model's parameters at its first stage (``model.grid_resolution[0]``
     cells a side): ``sdf`` (world points (N, 3) -> signed distances (N,)) at
     the lattice points (:func:`warpsdf.fields.grid.lattice_points`)."""
-    n, finest = scene.model.grid_resolution[0], scene.model.grid_resolution[-1]
+    n, finest = grid_stages(scene)[0], scene.model.grid_resolution[-1]
     return pack_grid(sdf(lattice_points(n, scene.march.bound_radius)), n, finest)
+
+
+def grid_stages(scene: Scene) -> tuple[int, ...]:
+    """A grid model's coarse-to-fine lattices: ``model.grid_resolution``, or
+    only its finest for a start from the visual hull (whose detail the coarse
+    lattices would lose)."""
+    m = scene.model
+    return (m.grid_resolution[-1],) if m.init is ModelInit.VISUAL_HULL else m.grid_resolution
+
+
+def coarse_to_fine(scene: Scene) -> float:
+    """The fraction of the fit over which a grid or hash grid refines: 0 (its
+    finest from the start) for a start from the visual hull."""
+    return 0.0 if scene.model.init is ModelInit.VISUAL_HULL else scene.model.coarse_to_fine
 
 
 def hashgrid_spec(scene: Scene) -> HashGridSpec:
@@ -115,13 +131,13 @@ def field_from_params(
     if m.kind is ModelKind.GRID:
         try:
             return GridField(
-                params, m.grid_resolution, scene.march.bound_radius, m.coarse_to_fine, device
+                params, grid_stages(scene), scene.march.bound_radius, coarse_to_fine(scene), device
             )
         except ValueError as err:  # a layout tag that is not one of the stages
             raise WarpsdfError(f"{source}: {err}") from None
     if m.kind is ModelKind.HASHGRID:
         return HashGridField(
-            params, hashgrid_spec(scene), coarse_to_fine=m.coarse_to_fine, device=device,
+            params, hashgrid_spec(scene), coarse_to_fine=coarse_to_fine(scene), device=device,
             kernels=m.kernels,
         )  # fmt: skip
     return MLPField(

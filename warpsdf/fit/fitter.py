@@ -53,6 +53,7 @@ from warpsdf.fit.history import (
     step_stats_kernel,
 )
 from warpsdf.fit.optim import Adam
+from warpsdf.fit.prefit import prefit_to_sdf
 from warpsdf.fit.schedule import DeviceSchedules
 from warpsdf.fit.staging import (
     Staging,
@@ -73,7 +74,7 @@ from warpsdf.losses import (
     silhouette_loss_code,
 )
 from warpsdf.march import RayHits, march, polish_for
-from warpsdf.scene import Scene, SupervisionMode, size_problems
+from warpsdf.scene import ModelKind, Scene, SupervisionMode, size_problems
 from warpsdf.targets import Target, TargetView, build_target, target_views
 
 
@@ -154,6 +155,8 @@ class Fitter:
             )
         start = hull_init(scene, self.cameras, [v.mask for v in self.views], d)  # visual_hull
         self.field = make_field(scene, self.rng, d, start)
+        if start is not None and scene.model.kind is not ModelKind.GRID:
+            prefit_to_sdf(self.field, start, scene.march.bound_radius, self.rng)
         self.optimizer = Adam(self.field.params, lazy=self.field.sparse_gradients)
         self.iteration = 0
         self._set_stage(resample=False)

@@ -1,6 +1,7 @@
 """What a fit leaves in its run folder (:class:`warpsdf.io.layout.RunFolder`):
 the checkpoint (with the log and the GIF frames, so a resume loses nothing),
-log.csv, the optimisation GIF, the showcase renders and metrics.json. Every
+log.csv, the optimisation GIF, the showcase renders, metrics.json and a
+dataset's normalisation (dataset_transform.json). Every
 file is written atomically."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.npyio import NpzFile
 
-from warpsdf.camera import showcase_cameras
+from warpsdf.camera import read_dataset, showcase_cameras
 from warpsdf.errors import InputFileError
 from warpsdf.fit.fitter import Fitter
 from warpsdf.fit.history import ADDED_COLUMNS, LOG_COLUMNS
@@ -23,9 +24,10 @@ from warpsdf.io.files import atomic_file, write_json
 from warpsdf.io.images import to_uint8, write_gif, write_png
 from warpsdf.io.layout import RunFolder
 from warpsdf.io.plots import error_image, side_by_side, upscale
+from warpsdf.march import polish_for
 from warpsdf.metrics import trace_views, xyz_errors
 from warpsdf.render import RenderMode, render, to_display, xyz_to_unit
-from warpsdf.scene import SupervisionMode
+from warpsdf.scene import SupervisionMode, TargetKind
 
 # The optimisation GIF: frames upscaled to at least this height, at this rate.
 ANIMATION_HEIGHT = 192
@@ -183,7 +185,8 @@ class RunRecorder:
         view = f.views[0]
         scene = f.scene
         xyz = SupervisionMode.XYZ in scene.supervision.mode and view.xyz is not None
-        pred = trace_views(f.field, [view.camera], scene.march)[0]
+        # masks alone for a silhouette fit: no Newton polish (march.polish_for)
+        pred = trace_views(f.field, [view.camera], scene.march, polish_for(scene.supervision))[0]
         if xyz:
             both, err = xyz_errors(pred, view)
             p_img = np.where(pred["mask"][..., None], xyz_to_unit(pred["points"]), 0)
@@ -202,11 +205,12 @@ class RunRecorder:
 
     def write_finals(self) -> None:
         """Shaded showcase renders (:func:`warpsdf.camera.showcase_cameras`) at
-        ``output.final_scale`` x the training resolution, and the XYZ render of
-        the training view for XYZ fits."""
+        ``output.final_scale`` x the training resolution (:meth:`OutputConfig.
+        render_scale`), and the XYZ render of the training view for XYZ fits."""
         f = self.fitter
         scene = f.scene
-        cameras = showcase_cameras(f.cameras[0], scene.output.final_scale)
+        first = f.cameras[0]
+        cameras = showcase_cameras(first, scene.output.render_scale(first.width, first.height))
         views = [(name, cam, RenderMode.SHADED) for name, cam in cameras.items()]
         if SupervisionMode.XYZ in scene.supervision.mode:
             train = RunFolder.TRAIN_VIEW
@@ -214,6 +218,14 @@ class RunRecorder:
         for name, cam, mode in views:
             image = render(f.field, cam, mode, scene.march)
             write_png(self.folder.final(name), to_uint8(to_display(image, mode)))
+
+    def write_dataset_transform(self) -> None:
+        """A transforms.json target's normalisation (world = scale * dataset +
+        offset), so meshes map back (``warpsdf export --frame dataset``)."""
+        scene = self.fitter.scene
+        if scene.target.kind is TargetKind.TRANSFORMS:
+            transform = read_dataset(scene).transform
+            write_json(self.folder.dataset_transform, transform.to_json())
 
     def write_metrics(self, metrics: dict) -> None:
         """Strict JSON: a non-finite value (no surface: infinite Chamfer) is null."""

@@ -250,6 +250,7 @@ def _fit(
             run.snapshot()
         with atomic_file(folder.scene) as tmp:  # once the checkpoint has loaded
             tmp.write_text(scene.to_toml(), encoding="utf-8")
+        run.write_dataset_transform()
         start = time.perf_counter()
         status, reason = train(run, on_step, should_stop, write_outputs)
         if write_outputs and on_outputs is not None:

@@ -141,11 +141,11 @@ def advance_clock_kernel(
 def stage_rays_kernel(
     slot: wp.array(dtype=int),  # (1,) this step's row in the chunk arrays
     ray_index: wp.array2d(dtype=int),  # (K, B) ray ids into the flattened views (SAMPLED)
-    frames: wp.array3d(dtype=wp.vec3d),  # (K, C, 4) eye, right, up, back per camera (SHAKEN)
+    frames: wp.array3d(dtype=wp.vec3d),  # (K, C, 4) eye, ray frame per camera (SHAKEN)
     camera_first: wp.array(dtype=int),  # (C,) id of each camera's first ray
     camera_width: wp.array(dtype=int),  # (C,) pixels
     camera_height: wp.array(dtype=int),  # (C,) pixels
-    camera_tan_half: wp.array(dtype=wp.float64),  # (C,) tan(fov / 2)
+    camera_tan_half: wp.array(dtype=wp.float64),  # (C,) ndc scale t (Camera.tan_half)
     batch: int,  # a RayBatch
     source: int,  # a RaySource
     all_origins: wp.array(dtype=wp.vec3),  # (R,) every ray of the still cameras, world units

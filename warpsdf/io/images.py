@@ -81,6 +81,25 @@ def read_png(path: str | Path) -> np.ndarray:
     return data[..., 0] if planes == 1 else data
 
 
+JPEG_SUFFIXES = (".jpg", ".jpeg")
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """A PNG (:func:`read_png`) or a JPEG (uint8, (H, W) or (H, W, 3)); the
+    JPEG's size is checked against ``MAX_RESOLUTION`` before decoding."""
+    path = Path(path)
+    if path.suffix.lower() not in JPEG_SUFFIXES:
+        return read_png(path)
+    _check_input(path, "image")
+    try:
+        props = iio.improps(path)
+        if problem := _size_problem(props.shape[1], props.shape[0]):
+            raise InputFileError(f"{shown(path)}: image {problem}")
+        return np.asarray(iio.imread(path))
+    except (OSError, ValueError, SyntaxError) as err:
+        raise InputFileError(f"{shown(path)}: not a readable JPEG ({err})") from None
+
+
 def write_npy(path: str | Path, array: np.ndarray) -> None:
     with atomic_file(path) as tmp, open(tmp, "wb") as fh:
         np.save(fh, array)

@@ -12,6 +12,7 @@ them, all through these objects.
       optimization.gif pred|target|err                    with point.json (its record)
       final_NAME.png   showcase renders
       mesh.ply         marching cubes
+      dataset_transform.json  (transforms targets) world = scale * dataset + offset
       made_by_warpsdf.txt                in every folder warpsdf makes (run, sweep,
                                          image and render folders): --force only
                                          ever replaces a folder holding it
@@ -88,6 +89,8 @@ class RunFolder(_Folder):
     FINAL_PREFIX = "final_"
     FINAL_SUFFIX = ".png"
     POINT_RECORD = "point.json"  # only in a sweep's point folders
+    # target.kind = transforms: world = scale * dataset + offset (export --frame dataset)
+    DATASET_TRANSFORM = "dataset_transform.json"
     TRAIN_VIEW = "train"  # the showcase render from the training view: final_train.png
 
     scene = _File("SCENE")
@@ -98,6 +101,7 @@ class RunFolder(_Folder):
     animation = _File("ANIMATION")
     mesh = _File("MESH")
     point_record = _File("POINT_RECORD")
+    dataset_transform = _File("DATASET_TRANSFORM")
 
     def final(self, name: str) -> Path:
         """A showcase render, ``final_{name}.png`` (see :func:`warpsdf.camera.showcase_cameras`)."""
@@ -156,6 +160,26 @@ class ImageFolder(_Folder):
     def image_name(cls, kind: str, index: int) -> str:
         """The file name of view ``index``'s ``kind`` (mask, xyz or depth) image."""
         return f"{kind}_{index:03d}{cls.IMAGE_SUFFIXES[kind]}"
+
+
+class TransformsFolder(_Folder):
+    """A dataset in the NeRF-synthetic layout (``warpsdf targets --format
+    transforms``, read by ``kind = "transforms"``): ``transforms_SPLIT.json``
+    and per view ``SPLIT/r_N.png`` (RGBA: the XYZ colour code, alpha the
+    mask), ``SPLIT/r_N_depth.npy`` (z-depth) and ``SPLIT/r_N_xyz.png``."""
+
+    SPLITS = ("train", "test")
+
+    @staticmethod
+    def json_name(split: str) -> str:
+        return f"transforms_{split}.json"
+
+    @staticmethod
+    def image_name(split: str, index: int, kind: str = "") -> str:
+        """The path of view ``index``'s image (``kind`` "": the RGBA image,
+        "depth" or "xyz"), relative to the folder."""
+        suffix = {"": ".png", "depth": "_depth.npy", "xyz": "_xyz.png"}[kind]
+        return f"{split}/r_{index}{suffix}"
 
 
 class RenderFolder(_Folder):

@@ -187,16 +187,17 @@ def view_size_problems(scene: Scene, sizes: Sequence[tuple[int, int]]) -> list[t
         )
         return problems  # the rest would only repeat it
     out, w, h = scene.output, *sizes[0]
-    fw, fh = w * out.final_scale, h * out.final_scale
+    scale = out.render_scale(w, h)
+    fw, fh = w * scale, h * scale
     if max(fw, fh) > MAX_RESOLUTION or fw * fh > MAX_RENDER_PIXELS:
         problems.append(
             (
                 "output.final_scale",
-                f"final renders of {w}x{h} x {out.final_scale} are {fw}x{fh} pixels; expected "
+                f"final renders of {w}x{h} x {scale} are {fw}x{fh} pixels; expected "
                 f"at most {MAX_RESOLUTION} a side and {MAX_RENDER_PIXELS:,} in all",
             )
         )
-    if scene.target.kind is not TargetKind.IMAGES and out.heldout_views * w * h > MAX_RAYS:
+    if not scene.target.kind.stored_views and out.heldout_views * w * h > MAX_RAYS:
         problems.append(
             (
                 "output.heldout_views",
@@ -302,19 +303,25 @@ def _target_problems(scene: Scene, problems: _Problems) -> None:
             fail("target.path", "kind = images needs path = a cameras.json")
         elif not Path(t.path).is_file():
             fail("target.path", f"cameras.json not found: {t.path}")
+    elif t.kind is TargetKind.TRANSFORMS:
+        if not t.path:
+            fail("target.path", "kind = transforms needs path = a transforms.json or its folder")
+        elif not Path(t.path).exists():
+            fail("target.path", f"transforms.json or folder not found: {t.path}")
     if t.kind is not TargetKind.SHAPES and (t.shapes or t.preset is not None):
         fail("target.shapes", f"shapes and preset only apply to kind = shapes, not {t.kind.value}")
-    if t.kind is not TargetKind.IMAGES and t.heldout:
+    if not t.kind.stored_views and t.heldout:
         fail(
             "target.heldout",
-            f"only applies to kind = images, not {t.kind.value} (a {t.kind.value} target "
+            f"only applies to kind = images or transforms, not {t.kind.value} "
+            f"(a {t.kind.value} target "
             "is judged on output.heldout_views unseen views)",
         )
 
 
 def _camera_problems(scene: Scene, problems: _Problems) -> None:
     fail, c, kind = problems.fail, scene.cameras, scene.target.kind
-    if kind is not TargetKind.IMAGES:
+    if not kind.stored_views:
         if c.layout is CameraLayout.FILE:
             if not c.file:
                 fail("cameras.file", "layout = file needs file = a cameras.json")
@@ -324,13 +331,13 @@ def _camera_problems(scene: Scene, problems: _Problems) -> None:
             fail("cameras.count", f"layout = single has exactly 1 camera, got count = {c.count}")
     if problem := resolution_problem(c.resolution):
         fail("cameras.resolution", f"{problem}, got {list(c.resolution)}")
-    elif kind is not TargetKind.IMAGES and c.layout is not CameraLayout.FILE:
+    elif not kind.stored_views and c.layout is not CameraLayout.FILE:
         # the views' sizes are known here; a cameras.json's are checked when it is
         # read (warpsdf.targets.check_target, the Fitter)
         for key, problem in view_size_problems(scene, [tuple(c.resolution)] * c.count):
             fail(key, problem)
     bound = scene.march.bound_radius
-    if kind is not TargetKind.IMAGES and c.layout is not CameraLayout.FILE:
+    if not kind.stored_views and c.layout is not CameraLayout.FILE:
         if c.eye is not None:
             eye_distance = math.sqrt(sum(v * v for v in c.eye))
             if eye_distance <= bound:
@@ -373,10 +380,10 @@ def _supervision_problems(scene: Scene, problems: _Problems) -> None:
 
 # Which model.init each model kind takes.
 _INITS = {
-    ModelKind.MLP: (ModelInit.SPHERE,),
+    ModelKind.MLP: (ModelInit.SPHERE, ModelInit.VISUAL_HULL),
     ModelKind.SPHERES: (ModelInit.RANDOM, ModelInit.GRID),
     ModelKind.GRID: (ModelInit.SPHERE, ModelInit.VISUAL_HULL),
-    ModelKind.HASHGRID: (ModelInit.SPHERE,),
+    ModelKind.HASHGRID: (ModelInit.SPHERE, ModelInit.VISUAL_HULL),
 }
 
 

@@ -31,7 +31,6 @@ from warpsdf.scene.schema import (
     ModelInit,
     ModelKind,
     Scene,
-    TargetKind,
 )
 
 
@@ -312,7 +311,7 @@ def _resolve_defaults(scene: Scene, source: Path) -> Scene:
         finest = max(2 * max(scene.cameras.resolution), model.hash_base_resolution)
         model = dataclasses.replace(model, hash_max_resolution=min(finest, MAX_HASH_RESOLUTION))
     cameras = scene.cameras
-    if scene.target.kind is TargetKind.IMAGES:  # the cameras come from target.path
+    if scene.target.kind.stored_views:  # the cameras come from target.path
         cameras = CamerasConfig(**{k: getattr(cameras, k) for k in IMAGE_CAMERA_KEYS})
     weights = {m.value: 1.0 for m in scene.supervision.mode}  # only the listed terms
     weights.update(scene.supervision.weights)

@@ -45,6 +45,11 @@ from warpsdf.limits import (
 )
 from warpsdf.scene.toml import dumps_toml, to_plain
 
+# output.final_scale = 0: final renders at the smallest multiple of the
+# training resolution whose longer side reaches this many pixels (a 128² fit's
+# are 256²: on a CPU a 512² render of a neural field takes 10-25 s)
+FINAL_SIDE = 256
+
 # ---------------------------------------------------------------------------
 # Enums (modes are enums, never bare strings or integers)
 # ---------------------------------------------------------------------------
@@ -54,6 +59,23 @@ class TargetKind(StrEnum):
     SHAPES = "shapes"
     MESH = "mesh"
     IMAGES = "images"
+    TRANSFORMS = "transforms"
+
+    @property
+    def stored_views(self) -> bool:
+        """Whether the views and their cameras come from files (an image folder,
+        a transforms.json dataset) rather than from a traced target."""
+        return self in (TargetKind.IMAGES, TargetKind.TRANSFORMS)
+
+
+class DatasetSplit(StrEnum):
+    """Which split of a transforms.json dataset ``target.heldout_split`` holds
+    out (NeRF-synthetic: transforms_test.json / transforms_val.json beside
+    transforms_train.json; nerfstudio: its test_filenames / val_filenames)."""
+
+    TEST = "test"
+    VAL = "val"
+    NONE = "none"
 
 
 class ShapeType(StrEnum):
@@ -250,17 +272,48 @@ class TargetConfig:
     preset: Preset | None = _opt(None, f"kind = shapes: a built-in object ({_choices(Preset)})")
     path: str | None = _opt(
         None,
-        "kind = mesh: OBJ/PLY/STL/GLB file; kind = images: cameras.json "
-        "(relative to the scene file)",
+        "kind = mesh: OBJ/PLY/STL/GLB file; kind = images: cameras.json; kind = "
+        "transforms: a transforms.json, or the folder holding transforms.json or "
+        "transforms_train.json (relative to the scene file)",
         path=True,
     )
-    normalize: bool = _opt(True, "kind = mesh: centre and scale the mesh into the bound")
+    normalize: bool = _opt(
+        True,
+        "kind = mesh: centre and scale the mesh into the bound; kind = transforms: "
+        "fit the object (a coarse visual hull of the masks) into the bound, the "
+        "cameras' mean up turned to +Y; false: use target.scale and target.offset",
+    )
     normalize_fill: float = _opt(
-        0.9, "kind = mesh: farthest vertex lands at this fraction of bound_radius", "(0, 1]"
+        0.9,
+        "kind = mesh: farthest vertex lands at this fraction of bound_radius; kind = "
+        "transforms: the hull's farthest point does",
+        "(0, 1]",
+    )
+    scale: float = _opt(
+        1.0,
+        "kind = transforms with normalize = false: world = scale * dataset point + offset",
+        "> 0",
+    )
+    offset: Vec3 = _opt(
+        (0.0, 0.0, 0.0), "world units; kind = transforms with normalize = false (see scale)"
+    )
+    heldout_split: DatasetSplit = _opt(
+        DatasetSplit.TEST,
+        "kind = transforms: the dataset's split whose views are held out "
+        f"({_choices(DatasetSplit)}); training uses its train split",
+    )
+    downscale: int = _opt(
+        1, "kind = transforms: shrink every image by this factor (intrinsics follow)", _upto(64)
+    )
+    depth_unit_scale: float = _opt(
+        1e-3,
+        "kind = transforms: dataset units per depth-file unit (nerfstudio's "
+        "depth_unit_scale_factor: 1e-3 for millimetres)",
+        "> 0",
     )
     heldout: tuple[str | int, ...] = _opt(
         (),
-        "kind = images: views of the cameras.json kept out of training, by name or "
+        "kind = images, transforms: training views kept out of training, by name or "
         "0-based index; metrics.json's heldout_iou is the fit's mask IoU on them",
     )
 
@@ -327,9 +380,11 @@ class ModelConfig:
     )
     init: ModelInit | None = _opt(
         None,
-        "mlp: sphere; grid: sphere | visual_hull (the signed distance of the training "
-        "masks' visual hull, as warpsdf carve makes it); spheres: random | grid "
-        "(default: sphere for mlp and grid, grid for spheres)",
+        "mlp, grid, hashgrid: sphere | visual_hull (the signed distance of the training "
+        "masks' visual hull, as warpsdf carve makes it: a grid samples it, the others are "
+        "regressed onto it before the first step; the fit then starts at its finest "
+        "stage: coarse_to_fine is not used); spheres: random | grid (default: sphere, "
+        "grid for spheres)",
     )
     init_radius: float = _opt(0.5, "world units; initial sphere radius", "> 0")
     count: int = _opt(2, "spheres: number of spheres", _upto(MAX_SPHERES))
@@ -350,7 +405,7 @@ class ModelConfig:
         "grid: fraction of optim.iterations after which the last grid_resolution starts; "
         "the coarser stages share it evenly (0: the finest from the start); hashgrid: the "
         "same for its levels (the coarsest quarter starts at once, the others switch on "
-        "one by one)",
+        "one by one); not used with init = visual_hull",
         "[0, 1)",
     )
     hash_levels: int = _opt(
@@ -452,17 +507,29 @@ class OutputConfig:
     checkpoint_every: int = _opt(100, "iterations between checkpoints", _upto(MAX_ITERATIONS))
     log_every: int = _opt(10, "iterations between progress updates", _upto(MAX_ITERATIONS))
     final_scale: int = _opt(
-        4,
-        "final renders at this multiple of the training resolution "
-        f"(at most {MAX_RESOLUTION} pixels a side, {MAX_RENDER_PIXELS} in all)",
-        _upto(MAX_FINAL_SCALE),
+        0,
+        "final renders at this multiple of the training resolution (at most "
+        f"{MAX_RESOLUTION} pixels a side, {MAX_RENDER_PIXELS} in all); 0: the smallest "
+        f"multiple whose longer side reaches {FINAL_SIDE} pixels",
+        _upto(MAX_FINAL_SCALE, ">= 0"),
     )
-    heldout_views: int = _opt(8, "unseen views for the held-out IoU", _upto(MAX_VIEWS, ">= 0"))
+    heldout_views: int = _opt(
+        8,
+        "unseen views for the held-out IoU (kind = transforms: at most this many of "
+        "the held-out split's views, evenly spaced)",
+        _upto(MAX_VIEWS, ">= 0"),
+    )
     mesh_resolution: int = _opt(
         128,
         "marching-cubes grid size for mesh.ply",
         f"[{MIN_MESH_RESOLUTION}, {MAX_MESH_RESOLUTION}]",
     )
+
+    def render_scale(self, width: int, height: int) -> int:
+        """The multiple of a ``width`` x ``height`` training view the final
+        renders are made at: ``final_scale``, or for 0 the smallest whose
+        longer side reaches :data:`FINAL_SIDE`."""
+        return self.final_scale or max(1, -(-FINAL_SIDE // max(width, height)))
 
 
 @dataclass(frozen=True)
@@ -487,9 +554,10 @@ class Scene:
     def to_toml(self) -> str:
         """The resolved scene as TOML text (what ``warpsdf validate`` prints)."""
         notes = {}
-        if self.target.kind is TargetKind.IMAGES:
+        if self.target.kind.stored_views:
             notes["cameras"] = (
-                "target.kind = images: the cameras come from target.path; of this "
+                f"target.kind = {self.target.kind.value}: the cameras come from "
+                "target.path; of this "
                 f"section only {' and '.join(IMAGE_CAMERA_KEYS)} apply"
             )
         return dumps_toml(self.to_dict(), notes)

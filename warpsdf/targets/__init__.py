@@ -1,11 +1,12 @@
-"""Targets: analytic shapes, mesh files and image folders, all seen as
-per-camera :class:`TargetView` (mask, XYZ, depth)."""
+"""Targets: analytic shapes, mesh files, image folders and transforms.json
+datasets, all seen as per-camera :class:`TargetView` (mask, XYZ, depth)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
-from warpsdf.camera import Camera, training_cameras
+from warpsdf.camera import Camera, heldout_cameras, training_cameras
 from warpsdf.errors import InputFileError
 from warpsdf.fields.analytic import AnalyticField
 from warpsdf.render import trace_cameras
@@ -14,11 +15,13 @@ from warpsdf.targets.analytic import airplane_shapes, target_shapes
 from warpsdf.targets.check import TargetSummary, check_target
 from warpsdf.targets.images import load_image_views, split_image_views, write_image_views
 from warpsdf.targets.mesh import MeshTarget
+from warpsdf.targets.transforms import split_transforms_views, write_transforms_views
 from warpsdf.targets.views import TargetView, views_from_hits
 
 __all__ = [
     "MeshTarget",
     "Target",
+    "TargetFormat",
     "TargetSummary",
     "TargetView",
     "airplane_shapes",
@@ -26,8 +29,20 @@ __all__ = [
     "check_target",
     "load_image_views",
     "split_image_views",
+    "split_transforms_views",
+    "target_splits",
     "write_image_views",
+    "write_transforms_views",
 ]
+
+
+class TargetFormat(StrEnum):
+    """How ``warpsdf targets`` writes views: a cameras.json folder
+    (:func:`write_image_views`, ``kind = "images"``) or a NeRF-synthetic
+    dataset (:func:`write_transforms_views`, ``kind = "transforms"``)."""
+
+    IMAGES = "images"
+    TRANSFORMS = "transforms"
 
 
 @dataclass
@@ -62,7 +77,10 @@ def build_target(scene: Scene, device=None) -> Target:
     if t.kind is TargetKind.MESH:
         fill = t.normalize_fill * scene.march.bound_radius
         return Target(t.kind, source=MeshTarget.from_file(t.path, t.normalize, fill, device))
-    train, heldout = split_image_views(scene, load_image_views(t.path))
+    if t.kind is TargetKind.TRANSFORMS:
+        train, heldout = split_transforms_views(scene)
+    else:
+        train, heldout = split_image_views(scene, load_image_views(t.path))
     return Target(t.kind, stored=train, heldout=heldout)
 
 
@@ -80,3 +98,25 @@ def target_views(
     if not target.renderable:
         return list(target.stored)
     return target.views(cameras or training_cameras(scene), scene.march)
+
+
+def target_splits(scene: Scene, device=None, heldout: bool = True) -> dict[str, list[TargetView]]:
+    """Every view of the scene's target, as ``{"train": ..., "test": ...}``
+    (what ``warpsdf targets`` writes): an image folder's or a dataset's
+    training and held-out views, or a renderable target traced from the
+    training cameras and from ``output.heldout_views`` held-out views
+    (:func:`heldout_cameras`, as the metrics judge a fit; not traced without
+    ``heldout``)."""
+    t = scene.target
+    if t.kind is TargetKind.IMAGES:
+        train, test = split_image_views(scene, load_image_views(t.path))
+    elif t.kind is TargetKind.TRANSFORMS:
+        train, test = split_transforms_views(scene)
+    else:
+        target = build_target(scene, device)
+        cameras = training_cameras(scene)
+        train = target.views(cameras, scene.march)
+        count = scene.output.heldout_views if heldout else 0
+        held = heldout_cameras(count, cameras[0], scene.cameras.look_at) if count else []
+        test = target.views(held, scene.march) if held else []
+    return {"train": train, "test": test}

@@ -14,6 +14,7 @@ from warpsdf.errors import SceneError, WarpsdfError
 from warpsdf.scene import CameraLayout, Scene, TargetKind, view_size_problems
 from warpsdf.targets.images import load_image_views, split_image_views
 from warpsdf.targets.mesh import load_mesh_arrays
+from warpsdf.targets.transforms import split_transforms_views
 from warpsdf.targets.views import TargetView, missing_image
 
 
@@ -46,12 +47,15 @@ def check_target(scene: Scene) -> TargetSummary:
             fill = t.normalize_fill * scene.march.bound_radius
             vertices, faces = load_mesh_arrays(t.path, t.normalize, fill)
             summary = TargetSummary(vertices=len(vertices), faces=len(faces))
-        elif t.kind is TargetKind.IMAGES:
-            views, heldout = split_image_views(scene, load_image_views(t.path))
+        elif t.kind.stored_views:
+            if t.kind is TargetKind.TRANSFORMS:
+                views, heldout = split_transforms_views(scene)
+            else:
+                views, heldout = split_image_views(scene, load_image_views(t.path))
             _check_views(scene, views)
             sizes = [(v.camera.width, v.camera.height) for v in views]
             summary = TargetSummary(views=len(views), heldout=len(heldout))
-        if t.kind is not TargetKind.IMAGES and scene.cameras.layout is CameraLayout.FILE:
+        if not t.kind.stored_views and scene.cameras.layout is CameraLayout.FILE:
             key = "cameras.file"
             cameras = [e.camera for e in read_cameras(scene.cameras.file)]
             sizes = [(c.width, c.height) for c in cameras]
