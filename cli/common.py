@@ -23,7 +23,8 @@ import signal
 import sys
 import warnings
 from collections.abc import Iterator
-from typing import Annotated
+from enum import Enum
+from typing import Annotated, TypeVar
 
 import typer
 import warp as wp
@@ -44,6 +45,8 @@ wp.config.log_level = wp.LOG_WARNING  # no Warp banner or module-load lines in t
 import warpsdf  # noqa: E402  (after the log level)
 from warpsdf.errors import WarpsdfError  # noqa: E402
 from warpsdf.scene import resolution_problem  # noqa: E402
+
+E = TypeVar("E", bound=Enum)
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -149,6 +152,16 @@ app = OneLineTyper(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def choice(enum: type[E], value: str, option: str) -> E:
+    """``value`` as a member of ``enum``, else one line naming ``option`` and
+    the choices (exit 2)."""
+    try:
+        return enum(value)
+    except ValueError:
+        choices = ", ".join(e.value for e in enum)
+        raise WarpsdfError(f"{option} {value!r}: expected one of {choices}") from None
 
 
 def q(value) -> str:

@@ -14,6 +14,7 @@ from warpsdf.cli.common import (
     ForceFileOption,
     SetOption,
     app,
+    choice,
     console,
     q,
     user_errors,
@@ -222,11 +223,7 @@ def export(
 
     if problem := key_problem("output.mesh_resolution", resolution):
         raise WarpsdfError(f"--resolution {resolution}: {problem}")
-    try:
-        mesh_frame = MeshFrame(frame)
-    except ValueError:
-        choices = ", ".join(f.value for f in MeshFrame)
-        raise WarpsdfError(f"--frame {frame!r}: expected one of {choices}") from None
+    mesh_frame = choice(MeshFrame, frame, "--frame")
     check_new_file(check_mesh_path(out), force)  # before the slow extraction
     transform = run_transform(run) if mesh_frame is MeshFrame.DATASET else None  # before work
     dev = resolve_device(device)

@@ -14,6 +14,7 @@ from warpsdf.cli.common import (
     ForceFileOption,
     SetOption,
     app,
+    choice,
     console,
     parse_resolution,
     q,
@@ -62,11 +63,7 @@ def new(
     from warpsdf.io.files import atomic_file, check_new_file
     from warpsdf.templates import template_text, write_example_mesh
 
-    try:
-        kind = Template(template)
-    except ValueError:
-        choices = ", ".join(t.value for t in Template)
-        raise WarpsdfError(f"--template {template!r}: expected one of {choices}") from None
+    kind = choice(Template, template, "--template")
     if not name.strip() or name.endswith(("/", "\\")) or Path(name).is_dir():
         raise WarpsdfError(f"new {name!r}: expected a scene name such as myscene (not a folder)")
     path = Path(name if name.endswith(".toml") else f"{name}.toml")
@@ -145,11 +142,7 @@ def targets(
         write_transforms_views,
     )
 
-    try:
-        fmt = TargetFormat(fmt)
-    except ValueError:
-        choices = ", ".join(f.value for f in TargetFormat)
-        raise WarpsdfError(f"--format {fmt!r}: expected one of {choices}") from None
+    fmt = choice(TargetFormat, fmt, "--format")
     resolved = load_scene(scene, sets or [])
     dev = resolve_device(device)
     start = time.perf_counter()
@@ -257,11 +250,7 @@ def render(
         render_turntable,
     )
 
-    try:
-        render_mode = RenderMode(mode)
-    except ValueError:
-        choices = ", ".join(m.value for m in RenderMode)
-        raise WarpsdfError(f"--mode {mode!r}: expected one of {choices}") from None
+    render_mode = choice(RenderMode, mode, "--mode")
     request = ViewRequest(
         resolution=parse_resolution(resolution), azimuth_deg=azimuth, elevation_deg=elevation,
         distance=distance, fov_deg=fov,

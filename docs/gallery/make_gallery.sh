@@ -7,14 +7,13 @@ set -euo pipefail
 G=docs/gallery
 R=$(mktemp -d)
 trap 'rm -rf "$R"' EXIT
-T="$G/times.txt"  # seconds per fit, as the gallery section quotes them
+T="$G/times.txt"  # wall and CPU seconds of each command, as the gallery section quotes them
 : > "$T"
 
-timed() {  # timed NAME COMMAND...: run it, append "NAME seconds" to $T
-    local name=$1 start=$SECONDS
+timed() {  # timed NAME COMMAND...: run it, append its wall and CPU (user + system) seconds to $T
+    local name=$1
     shift
-    "$@"
-    echo "$name $((SECONDS - start))" >> "$T"
+    /usr/bin/time -a -o "$T" -f "$name wall %e s, cpu %U + %S s" "$@"
 }
 
 # targets

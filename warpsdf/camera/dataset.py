@@ -32,7 +32,7 @@ import numpy as np
 
 from warpsdf.camera.core import Camera
 from warpsdf.camera.transforms_json import (
-    RawFrame,
+    DatasetFrame,
     TransformsFile,
     read_transforms_file,
     spread,
@@ -139,18 +139,6 @@ def up_rotation(cameras: list[Camera]) -> tuple[tuple[float, float, float], ...]
 
 
 @dataclass(frozen=True)
-class DatasetFrame:
-    """One view of the dataset in the world: ``camera`` (normalised), ``mask``
-    (H, W) bool, ``files`` (image, depth, xyz), ``name``, ``where``."""
-
-    camera: Camera
-    mask: np.ndarray
-    files: dict[str, Path]
-    name: str
-    where: str
-
-
-@dataclass(frozen=True)
 class Dataset:
     """The training views, the held-out split's views and the transform."""
 
@@ -175,7 +163,7 @@ def split_files(path: Path, split: DatasetSplit) -> tuple[Path, Path | None]:
     return path, None
 
 
-def _named(frames: list[RawFrame], names: object, file: TransformsFile, key: str) -> set[int]:
+def _named(frames: list[DatasetFrame], names: object, file: TransformsFile, key: str) -> set[int]:
     """Indices of the frames a nerfstudio filename list names."""
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise InputFileError(f"{file.path}: {key}: expected a list of file paths")
@@ -189,7 +177,7 @@ def _named(frames: list[RawFrame], names: object, file: TransformsFile, key: str
 
 def _frames(
     t, split: DatasetSplit, held_limit: int
-) -> tuple[list[RawFrame], list[RawFrame], TransformsFile]:
+) -> tuple[list[DatasetFrame], list[DatasetFrame], TransformsFile]:
     """(training frames, held-out frames, the training file) of ``target``;
     at most ``held_limit`` held-out frames, evenly spaced over the split."""
     train_json, held_json = split_files(Path(t.path), split)
@@ -308,10 +296,8 @@ def _ngp_region(data: dict) -> tuple[np.ndarray, float] | None:
     return (0.5 - offset) / scale, 0.5 / scale
 
 
-def _place(frames: list[RawFrame], transform: DatasetTransform) -> list[DatasetFrame]:
-    return [
-        DatasetFrame(transform.camera(f.camera), f.mask, f.files, f.name, f.where) for f in frames
-    ]
+def _place(frames: list[DatasetFrame], transform: DatasetTransform) -> list[DatasetFrame]:
+    return [replace(f, camera=transform.camera(f.camera)) for f in frames]
 
 
 # The last dataset read (its masks can be large): settings and json stamps ->

@@ -52,10 +52,12 @@ ROTATION_TOLERANCE = 1e-3
 
 
 @dataclass(frozen=True)
-class RawFrame:
-    """One frame of a transforms.json in the dataset's own frame.
+class DatasetFrame:
+    """One frame of a transforms.json: as read, in the dataset's own frame;
+    once :func:`warpsdf.camera.dataset.read_dataset` has placed it, in the
+    world (only ``camera`` changes).
 
-    camera: its camera (dataset units), at the image's size over ``downscale``;
+    camera: its camera (dataset or world units), at the image's size over ``downscale``;
     mask: (H, W) bool at that size, read-only; files: {"image" | "mask" |
     "depth" | "xyz": path}; name: the image file's stem; where: ``"FILE: frames[i]
     (FILE_PATH)"`` for messages."""
@@ -73,7 +75,7 @@ class TransformsFile:
     keys the split and normalisation read."""
 
     path: Path
-    frames: list[RawFrame]
+    frames: list[DatasetFrame]
     data: dict
 
 
@@ -207,7 +209,7 @@ def shrink(values: np.ndarray, factor: int) -> np.ndarray:
 
 def _frame(
     entry: object, index: int, path: Path, top: dict, downscale: int, first_size
-) -> RawFrame:
+) -> DatasetFrame:
     where = f"{path}: frames[{index}]"
     if not isinstance(entry, dict):
         raise _fail(where, "expected an object")
@@ -255,7 +257,7 @@ def _frame(
         )  # fmt: skip
     except ValueError as err:
         raise _fail(where, str(err)) from None
-    return RawFrame(camera, mask, files, image.stem, where)
+    return DatasetFrame(camera, mask, files, image.stem, where)
 
 
 def spread(count: int, limit: int) -> list[int]:
@@ -279,7 +281,7 @@ def read_transforms_file(
     if not isinstance(frames, list) or not frames:
         raise InputFileError(f'{path}: expected {{"frames": [...]}} with at least one frame')
     keep = spread(len(frames), len(frames) if limit is None else limit)
-    out: list[RawFrame] = []
+    out: list[DatasetFrame] = []
     for i in keep:
         entry = frames[i]
         first = (out[0].camera.width * downscale, out[0].camera.height * downscale) if out else None
@@ -287,7 +289,7 @@ def read_transforms_file(
     return TransformsFile(path, _unique_names(out), data)
 
 
-def _unique_names(frames: list[RawFrame]) -> list[RawFrame]:
+def _unique_names(frames: list[DatasetFrame]) -> list[DatasetFrame]:
     """Frames named by their image's stem; a stem met again gets ``_{index}``."""
     seen: set[str] = set()
     out = []
@@ -296,5 +298,5 @@ def _unique_names(frames: list[RawFrame]) -> list[RawFrame]:
         if name.casefold() in seen:
             name = f"{name}_{i}"
         seen.add(name.casefold())
-        out.append(RawFrame(frame.camera, frame.mask, frame.files, name, frame.where))
+        out.append(DatasetFrame(frame.camera, frame.mask, frame.files, name, frame.where))
     return out
