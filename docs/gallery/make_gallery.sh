@@ -29,7 +29,9 @@ timed spheres_shrink warpsdf fit scenes/spheres_shrink.toml --out $R/shrink --de
 cp $R/shrink/optimization.gif $G/spheres_shrink.gif
 
 # the learning-rate sweep: too-high rates diverge
-timed lr_sweep warpsdf batch scenes/sweeps/lr_sweep.toml --workers 2 --out $R/lr_sweep --set 'cameras.resolution=[128, 128]'
+{ sed "s|^base = .*|base = \"$PWD/scenes/spheres_bloat.toml\"|" scenes/sweeps/lr_sweep.toml
+  printf '\n[set]\ncameras.resolution = [128, 128]\n'; } > $R/lr_sweep.toml
+timed lr_sweep warpsdf batch $R/lr_sweep.toml --workers 2 --out $R/lr_sweep
 cp $R/lr_sweep/contact_sheet.png $G/lr_sweep_contact_sheet.png
 cp $R/lr_sweep/loss_curves.png $G/lr_sweep_loss_curves.png
 
