@@ -380,7 +380,7 @@ def _supervision_problems(scene: Scene, problems: _Problems) -> None:
 
 # Which model.init each model kind takes.
 _INITS = {
-    ModelKind.MLP: (ModelInit.SPHERE, ModelInit.VISUAL_HULL),
+    ModelKind.MLP: (ModelInit.SPHERE, ModelInit.VISUAL_HULL, ModelInit.RANDOM),
     ModelKind.SPHERES: (ModelInit.RANDOM, ModelInit.GRID),
     ModelKind.GRID: (ModelInit.SPHERE, ModelInit.VISUAL_HULL),
     ModelKind.HASHGRID: (ModelInit.SPHERE, ModelInit.VISUAL_HULL),
