@@ -73,3 +73,33 @@ def test_noclip_scene_as_shipped(device):
     fitter.steps(scene.optim.iterations)
     assert outside_share(fitter.field, scene, 0.0, 64) >= 0.30
     assert outside_share(fitter.field, scene, 90.0, 64) >= 0.02
+
+
+@pytest.mark.parametrize("clip_back", [True, False], ids=["clip", "noclip"])
+def test_march_end_render_has_no_misses(device, clip_back):
+    """render mode march_end: the xyz of hits, and for a ray that misses the
+    point where its march ended: the back wall (clip_back) or past it."""
+    from warpsdf.targets import build_target
+
+    scene = load_scene(
+        SCENES / "two_spheres_xyz.toml", [f"march.clip_back={str(clip_back).lower()}"]
+    )
+    target = build_target(scene, device).source  # the analytic balls, a field
+    cam = camera_from_angles(0.0, 0.0, 2.5, 40.0, 24, 24)
+    xyz = render(target, cam, RenderMode.XYZ, scene.march).reshape(-1, 3)
+    end = render(target, cam, RenderMode.MARCH_END, scene.march).reshape(-1, 3)
+    hit = np.isfinite(xyz[:, 0])
+    assert hit.any() and (~hit).any() and np.isfinite(end).all()
+    np.testing.assert_array_equal(end[hit], xyz[hit])
+    origins, dirs = cam.rays()
+    nearest = origins - dirs * np.sum(origins * dirs, axis=1, keepdims=True)
+    enters = np.linalg.norm(nearest, axis=1) < scene.march.bound_radius
+    miss = ~hit & enters  # a ray that never enters the bound ends at its point nearest the origin
+    assert miss.any()
+    np.testing.assert_allclose(end[~hit & ~enters], nearest[~hit & ~enters], atol=1e-5)
+    # a few grazing rays end where their step budget ran out, short of the far limit
+    radius = np.linalg.norm(end[miss], axis=1) / scene.march.bound_radius
+    if clip_back:
+        assert (radius < 1.0 + 1e-4).all() and np.mean(np.abs(radius - 1.0) < 1e-4) > 0.95
+    else:
+        assert np.mean(radius > 2.0) > 0.95
