@@ -103,3 +103,12 @@ def test_march_end_render_has_no_misses(device, clip_back):
         assert (radius < 1.0 + 1e-4).all() and np.mean(np.abs(radius - 1.0) < 1e-4) > 0.95
     else:
         assert np.mean(radius > 2.0) > 0.95
+
+
+def test_background_needs_the_xyz_term():
+    """supervision.background is a target of the xyz term: without xyz in
+    supervision.mode the scene is refused, naming the file and the key."""
+    from warpsdf.errors import SceneError
+
+    with pytest.raises(SceneError, match=r"two_spheres_xyz_noclip.toml.*supervision.background"):
+        load_scene(NOCLIP, ['supervision.mode=["silhouette"]'])
