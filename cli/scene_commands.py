@@ -193,7 +193,13 @@ def render(
         ),
     ],
     mode: Annotated[
-        str, typer.Option("--mode", "-m", help="shaded | mask | xyz | depth | normals.")
+        str,
+        typer.Option(
+            "--mode",
+            "-m",
+            help="shaded | mask | xyz | depth | normals | march_end (the xyz where every "
+            "ray's march ended: no misses).",
+        ),
     ] = "shaded",
     resolution: Annotated[
         str | None,

@@ -233,7 +233,7 @@ def host_reference(scene, steps: int) -> dict:
                     alpha, at, wp.full(n, 1.0 / n, dtype=float, device=DEVICE),
                     float(w_sil), float(w_xyz), float(w_depth),
                     int(scene.supervision.silhouette_loss is SilhouetteLoss.MSE),
-                    int(scene.supervision.xyz_loss is PointLoss.MSE),
+                    int(scene.supervision.xyz_loss is PointLoss.MSE), 0, 1.0,
                 ],
                 outputs=[term_arr, loss],
                 device=DEVICE,

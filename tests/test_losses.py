@@ -26,6 +26,7 @@ from warpsdf.losses import (
     NUM_TERMS,
     SOFT_MASK_CUT,
     SOFT_MASK_FLOOR,
+    BackgroundCode,
     Term,
     eikonal_loss_kernel,
     ray_loss_kernel,
@@ -41,9 +42,18 @@ def _softplus(z):
     return np.logaddexp(0.0, z)
 
 
+def background_numpy(x, d, background, bound_radius):
+    """What a target background pixel shows (losses.background_point), float64."""
+    if background == BackgroundCode.BACKDROP:
+        b = x @ d
+        t = -b + np.sqrt(max(b * b - (x @ x - bound_radius**2), 0.0))
+        return np.clip(x + d * t, -1.0, 1.0)
+    return np.full(3, -1.0)
+
+
 def ray_loss_numpy(
     values, detached, points, dirs, hit_t, min_sdf, grad_dot_dir, mask, xyz, depth, ray_weight,
-    alpha, weights, silhouette_mse, point_mse,
+    alpha, weights, silhouette_mse, point_mse, background=0, bound_radius=1.0,
 ):  # fmt: skip
     """Slow reference of warpsdf.losses.ray_loss_kernel (module docstring), float64;
     ray r counts ray_weight[r] in each term's mean (1 / n for a plain mean)."""
@@ -61,6 +71,12 @@ def ray_loss_numpy(
             terms[Term.XYZ] += (e @ e / 3 if point_mse else np.abs(e).mean()) * ray_weight[r]
             de = hit_t[r] + dt - depth[r]
             terms[Term.DEPTH] += (de * de if point_mse else abs(de)) * ray_weight[r]
+        elif hit_t[r] >= 0 and background != BackgroundCode.NONE:
+            gd = min(grad_dot_dir[r], -MIN_GRAD_DOT_DIR)
+            x = points[r] + dirs[r] * (-(f - detached[r]) / gd)
+            b = background_numpy(points[r], dirs[r], background, bound_radius)
+            e = np.clip(x, -1.0, 1.0) - b
+            terms[Term.XYZ] += (e @ e / 3 if point_mse else np.abs(e).mean()) * ray_weight[r]
         elif y <= 0.5 and alpha * f > SOFT_MASK_CUT:
             continue  # background far off the surface: soft mask below SOFT_MASK_FLOOR
         else:
@@ -104,7 +120,9 @@ def ray_loss_inputs(rng: np.random.Generator):
     }
 
 
-def _ray_loss_launch_args(data, device, alpha, weights, silhouette_mse, point_mse):
+def _ray_loss_launch_args(
+    data, device, alpha, weights, silhouette_mse, point_mse, background=0, bound_radius=1.0
+):
     def arr(key, dtype=float, grad=False):
         return wp.array(data[key], dtype=dtype, device=device, requires_grad=grad)
 
@@ -115,6 +133,7 @@ def _ray_loss_launch_args(data, device, alpha, weights, silhouette_mse, point_ms
         wp.array([alpha], dtype=float, device=device),  # a one-entry alpha schedule ...
         wp.zeros(1, dtype=int, device=device),  # ... read at iteration 0
         arr("ray_weight"), *map(float, weights), int(silhouette_mse), int(point_mse),
+        int(background), float(bound_radius),
     ]  # fmt: skip
     outputs = [
         wp.zeros(NUM_TERMS, dtype=float, device=device, requires_grad=True),
@@ -125,14 +144,19 @@ def _ray_loss_launch_args(data, device, alpha, weights, silhouette_mse, point_ms
 
 @pytest.mark.parametrize("silhouette_mse", [0, 1], ids=["bce", "mse"])
 @pytest.mark.parametrize("point_mse", [0, 1], ids=["l1", "l2"])
-def test_ray_loss_kernel_values_and_gradient(device, silhouette_mse, point_mse):
+@pytest.mark.parametrize("background", list(BackgroundCode), ids=lambda b: b.name.lower())
+def test_ray_loss_kernel_values_and_gradient(device, silhouette_mse, point_mse, background):
     data = ray_loss_inputs(np.random.default_rng(11))
-    alpha, weights = 30.0, (1.0, 0.7, 0.3)
-    inputs, outputs = _ray_loss_launch_args(data, device, alpha, weights, silhouette_mse, point_mse)
+    # hit points near the bound, some past [-1, 1] on an axis (the clip's flat part)
+    data["points"] *= np.float32(0.6)
+    alpha, weights, bound = 30.0, (1.0, 0.7, 0.3), 1.2
+    inputs, outputs = _ray_loss_launch_args(
+        data, device, alpha, weights, silhouette_mse, point_mse, background, bound
+    )
     wp.launch(ray_loss_kernel, dim=len(data["values"]), inputs=inputs, outputs=outputs)
     terms, loss = ray_loss_numpy(
         *(data[k].astype(np.float64) for k in list(data)), alpha, weights,
-        silhouette_mse, point_mse,
+        silhouette_mse, point_mse, background, bound,
     )  # fmt: skip
     np.testing.assert_allclose(outputs[0].numpy(), terms, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(outputs[1].numpy()[0], loss, rtol=1e-5, atol=1e-7)

@@ -8,7 +8,11 @@ Terms (index into the ``terms`` array, unweighted, each a mean):
     on rays that are not hits in both prediction and target (IDR), leaving out
     background rays whose soft mask is below SOFT_MASK_FLOOR (see there);
   1 xyz: |x(theta) - x*| on rays both hit, with the implicit hit point
-    x(theta) = x0 - d (f(x0; theta) - f0) / (grad f(x0) . d);
+    x(theta) = x0 - d (f(x0; theta) - f0) / (grad f(x0) . d); with a
+    background (BackgroundCode other than NONE) also on predicted hits on the
+    target's background: |clip(x(theta)) - b|, clip to [-1, 1] per axis (the
+    XYZ image's range), b black (-1, -1, -1) or the ray's exit point on the
+    bound's back wall (backdrop). Those rays then leave the silhouette term;
   2 depth: |t(theta) - t*| on rays both hit;
   3 eikonal: (|grad f| - 1)^2 at random points, grad f by finite differences;
   4 smoothness: the field kind's own regulariser (:meth:`warpsdf.fields.base.Field.regularize`:
@@ -25,7 +29,7 @@ import warp as wp
 
 from warpsdf.fields.base import Field, evaluate, record_backward, tetrahedral_gradient
 from warpsdf.march import Polish, RayHits
-from warpsdf.scene import PointLoss, SilhouetteLoss
+from warpsdf.scene import Background, PointLoss, SilhouetteLoss
 
 
 class Term(IntEnum):
@@ -43,6 +47,14 @@ class SilhouetteCode(IntEnum):
     MSE = 1  # squared error of the soft mask
 
 
+class BackgroundCode(IntEnum):
+    """[supervision] background inside the kernels (scene.Background)."""
+
+    NONE = 0  # background pixels: silhouette term only
+    BLACK = 1  # a predicted hit there: xyz term against (-1, -1, -1)
+    BACKDROP = 2  # ... against the ray's exit point on the bound's back wall
+
+
 class PointCode(IntEnum):
     """[supervision] xyz_loss (points and depth) inside the kernels."""
 
@@ -56,6 +68,10 @@ def silhouette_loss_code(loss: SilhouetteLoss) -> SilhouetteCode:
 
 def point_loss_code(loss: PointLoss) -> PointCode:
     return PointCode[PointLoss(loss).name]
+
+
+def background_code(background: Background) -> BackgroundCode:
+    return BackgroundCode[Background(background).name]
 
 
 NUM_TERMS = len(Term)
@@ -110,6 +126,27 @@ def point_error(e: wp.vec3, code: int) -> float:
     return (wp.abs(e[0]) + wp.abs(e[1]) + wp.abs(e[2])) / 3.0
 
 
+@wp.func
+def clip_unit(x: wp.vec3) -> wp.vec3:
+    """x clipped to [-1, 1] per axis, the range of an XYZ image (zero gradient
+    outside it)."""
+    return wp.vec3(wp.clamp(x[0], -1.0, 1.0), wp.clamp(x[1], -1.0, 1.0), wp.clamp(x[2], -1.0, 1.0))
+
+
+@wp.func
+def background_point(x: wp.vec3, d: wp.vec3, bound_radius: float, background: int) -> wp.vec3:
+    """What a target background pixel shows (world units): black (-1, -1, -1),
+    or for BackgroundCode.BACKDROP the exit point on the bound's back wall of the
+    line through x (a point of the ray) along the unit direction d. A constant:
+    x and d come from the march."""
+    if background == int(BackgroundCode.BACKDROP):
+        b = wp.dot(x, d)
+        c = wp.dot(x, x) - bound_radius * bound_radius
+        t = -b + wp.sqrt(wp.max(b * b - c, 0.0))
+        return clip_unit(x + d * t)
+    return wp.vec3(-1.0, -1.0, -1.0)
+
+
 @wp.kernel
 def ray_loss_kernel(
     values: wp.array(dtype=float),  # (R,) f(theta) at each ray's sample point; differentiable
@@ -131,6 +168,8 @@ def ray_loss_kernel(
     w_depth: float,
     silhouette_code: int,  # a SilhouetteCode
     point_code: int,  # a PointCode (points and depth)
+    background: int,  # a BackgroundCode: what predicted hits on the target's background meet
+    bound_radius: float,  # world units (BackgroundCode.BACKDROP's back wall)
     terms_out: wp.array(dtype=float),  # (NUM_TERMS,) unweighted means, accumulated
     loss_out: wp.array(dtype=float),  # (1,) weighted sum, accumulated
 ):
@@ -159,6 +198,14 @@ def ray_loss_kernel(
             e = wp.where(point_code == int(PointCode.MSE), de * de, wp.abs(de))
             wp.atomic_add(terms_out, int(Term.DEPTH), e * inv_count)
             wp.atomic_add(loss_out, 0, w_depth * e * inv_count)
+    elif pred_hit and background != int(BackgroundCode.NONE):
+        if w_xyz > 0.0:
+            gd = wp.min(grad_dot_dir[r], -MIN_GRAD_DOT_DIR)
+            x = sample_points[r] + directions[r] * (-(f - detached[r]) / gd)
+            b = background_point(sample_points[r], directions[r], bound_radius, background)
+            e = point_error(clip_unit(x) - b, point_code)
+            wp.atomic_add(terms_out, int(Term.XYZ), e * inv_count)
+            wp.atomic_add(loss_out, 0, w_xyz * e * inv_count)
     elif w_silhouette > 0.0:
         if y <= 0.5 and alpha * f > SOFT_MASK_CUT:
             return  # soft mask below SOFT_MASK_FLOOR on the background: left out

@@ -25,6 +25,10 @@ class RenderMode(StrEnum):
     XYZ = "xyz"
     DEPTH = "depth"
     NORMALS = "normals"
+    # the renderer with no misses (README "Experiments"): every pixel the point
+    # where its ray's march ended (a hit, the end of the step budget or the far
+    # limit: past the back wall with clip_back = false), shown clipped like xyz
+    MARCH_END = "march_end"
 
 
 class ShadeCode(IntEnum):
@@ -35,6 +39,7 @@ class ShadeCode(IntEnum):
     XYZ = 2
     DEPTH = 3
     NORMALS = 4
+    MARCH_END = 5
 
 
 _SHADE_CODES = {m: ShadeCode[m.name] for m in RenderMode}
@@ -61,7 +66,9 @@ def shade_kernel(
     """One thread per ray (dim = R). Not differentiable. ``rgb_out`` holds a
     colour in [0, 1] (shaded, mask, normals), (t, t, t) with t the ray distance
     in world units, inf on a miss (depth), or the raw world-space hit point,
-    NaN on a miss (xyz; :func:`to_display` makes the colour code)."""
+    NaN on a miss (xyz; :func:`to_display` makes the colour code), or the raw
+    point where the march ended, hit or not (march_end: the march's ``points``,
+    for a ray that misses the bound its point nearest the origin)."""
     r = wp.tid()
     hit = hit_t[r] >= 0.0
     if mode == int(ShadeCode.MASK):
@@ -74,6 +81,9 @@ def shade_kernel(
         return
     if mode == int(ShadeCode.XYZ):
         rgb_out[r] = wp.where(hit, points[r], wp.vec3(wp.nan, wp.nan, wp.nan))
+        return
+    if mode == int(ShadeCode.MARCH_END):
+        rgb_out[r] = points[r]
         return
     if not hit:
         if mode == int(ShadeCode.SHADED):
@@ -145,6 +155,7 @@ def shade(
 ) -> np.ndarray:
     """Per-ray results -> image. shaded, normals: (H, W, 3) float32 in [0, 1];
     xyz: (H, W, 3) float32 world-space hit points, unclipped, NaN for misses;
+    march_end: the same, but every ray's point where its march ended (no NaN);
     mask: (H, W) bool; depth: (H, W) float32 ray distance, inf for misses.
     ``rows``: the number of image rows the rays cover (default: all)."""
     device = hits.hit_t.device
@@ -216,7 +227,7 @@ def xyz_to_unit(xyz: np.ndarray) -> np.ndarray:
 def to_display(image: np.ndarray, mode: RenderMode) -> np.ndarray:
     """Any render result -> (H, W, 3) float32 in [0, 1] for PNG/GIF output."""
     mode = RenderMode(mode)
-    if mode is RenderMode.XYZ:
+    if mode in (RenderMode.XYZ, RenderMode.MARCH_END):
         return xyz_to_unit(image).astype(np.float32)
     if mode is RenderMode.MASK:
         g = image.astype(np.float32)

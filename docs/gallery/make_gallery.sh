@@ -63,3 +63,14 @@ normalize = false
 EOF
 warpsdf render $R/hull.toml --resolution 256 --azimuth 30 --elevation 25 --out $G/hull_airplane.png --force
 warpsdf render scenes/hashgrid_airplane.toml --resolution 256 --azimuth 30 --elevation 25 --out $G/airplane_target.png --force
+
+# the missing back wall (the shipped noclip scene, 64x64) and the same fit with the wall
+timed two_spheres_xyz_noclip warpsdf fit scenes/two_spheres_xyz_noclip.toml --out $R/noclip --device cpu
+timed two_spheres_xyz_clip warpsdf fit scenes/two_spheres_xyz_noclip.toml --out $R/clip --device cpu --set march.clip_back=true
+for run in noclip clip; do
+    python docs/gallery/thin_gif.py $R/$run/optimization.gif $G/two_spheres_xyz_${run}_fit.gif 3 128
+    warpsdf render $R/$run --mode xyz --resolution 160 --out $G/two_spheres_xyz_${run}_result.png --force
+    warpsdf render $R/$run --mode xyz --resolution 160 --azimuth 90 --out $G/two_spheres_xyz_${run}_side.png --force
+done
+# the study table's rows and thumbnails (docs/gallery/noclip_study/; about 30 minutes)
+python docs/gallery/noclip_study.py

@@ -15,7 +15,7 @@ from warpsdf.fields.hash_encoding import HashGridSpec
 from warpsdf.fields.hashgrid import HashGridField, hashgrid_init
 from warpsdf.fields.hashgrid import num_params as hashgrid_params
 from warpsdf.fields.mlp import MLPField
-from warpsdf.fields.mlp_core import geometric_init, num_params
+from warpsdf.fields.mlp_core import geometric_init, num_params, random_init
 from warpsdf.fields.spheres import SPHERE_RECORD, SphereSetField, grid_centers, random_centers
 from warpsdf.scene import ModelInit, ModelKind, Scene
 
@@ -51,6 +51,8 @@ def make_field(
             params = grid_params(scene, lambda x: np.linalg.norm(x, axis=1) - m.init_radius)
     elif m.kind is ModelKind.HASHGRID:
         params = hashgrid_init(hashgrid_spec(scene), rng)
+    elif m.init is ModelInit.RANDOM:
+        params = random_init(m.fourier_frequencies, m.hidden, m.layers, rng)
     else:
         params = geometric_init(m.fourier_frequencies, m.hidden, m.layers, m.init_radius, rng)
     return field_from_params(scene, params, device)

@@ -257,3 +257,22 @@ def geometric_init(
     params = np.concatenate(chunks).astype(np.float32)
     assert params.size == num_params(frequencies, width, layers)
     return params
+
+
+def random_init(frequencies: int, width: int, layers: int, rng: np.random.Generator) -> np.ndarray:
+    """A plain initialisation without the geometric prior (``model.init =
+    "random"``): every weight, the Fourier features' included, drawn from
+    N(0, 2 / fan_in), biases 0. The field starts with zero crossings anywhere,
+    inside the bound and beyond it (the "missing back wall" study, README
+    "Experiments"). Returns the flat (P,) float32 parameters."""
+    n_in = num_inputs(frequencies)
+    chunks = []
+    fan_in = n_in
+    for _ in range(layers):
+        std = math.sqrt(2.0 / fan_in)
+        chunks += [rng.normal(0.0, std, size=(width, fan_in)).ravel(), np.zeros(width)]
+        fan_in = width
+    chunks += [rng.normal(0.0, math.sqrt(1.0 / width), size=width), np.zeros(1)]
+    params = np.concatenate(chunks).astype(np.float32)
+    assert params.size == num_params(frequencies, width, layers)
+    return params

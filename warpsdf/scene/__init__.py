@@ -45,6 +45,7 @@ from warpsdf.scene.load import apply_override, load_scene, parse_override, scene
 from warpsdf.scene.schema import (
     SECTIONS,
     SHAPE_PARAMS,
+    Background,
     CameraLayout,
     CamerasConfig,
     CombineOp,
@@ -76,6 +77,7 @@ __all__ = [
     "SECTIONS",
     "SHAPES",
     "SHAPE_PARAMS",
+    "Background",
     "CameraLayout",
     "CamerasConfig",
     "CombineOp",

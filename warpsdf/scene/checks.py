@@ -41,6 +41,7 @@ from warpsdf.scene.keys import key_doc, key_field, suggest
 from warpsdf.scene.schema import (
     SECTIONS,
     SHAPE_PARAMS,
+    Background,
     CameraLayout,
     MLPKernels,
     ModelInit,
@@ -376,11 +377,16 @@ def _supervision_problems(scene: Scene, problems: _Problems) -> None:
                 f"supervision.weights.{key}",
                 f"not a supervised mode (mode = {sorted(modes)}){suggest(key, modes)}",
             )
+    if s.background is not Background.NONE and SupervisionMode.XYZ not in s.mode:
+        fail(
+            "supervision.background",
+            f"{s.background.value!r} is a target for the xyz term: add xyz to supervision.mode",
+        )
 
 
 # Which model.init each model kind takes.
 _INITS = {
-    ModelKind.MLP: (ModelInit.SPHERE, ModelInit.VISUAL_HULL),
+    ModelKind.MLP: (ModelInit.SPHERE, ModelInit.VISUAL_HULL, ModelInit.RANDOM),
     ModelKind.SPHERES: (ModelInit.RANDOM, ModelInit.GRID),
     ModelKind.GRID: (ModelInit.SPHERE, ModelInit.VISUAL_HULL),
     ModelKind.HASHGRID: (ModelInit.SPHERE, ModelInit.VISUAL_HULL),

@@ -115,6 +115,14 @@ class SilhouetteLoss(StrEnum):
     MSE = "mse"  # squared error of the soft mask
 
 
+class Background(StrEnum):
+    """What the xyz term compares on target background pixels (losses.BackgroundCode)."""
+
+    NONE = "none"  # nothing: xyz and depth only on rays both images hit
+    BLACK = "black"  # a predicted hit there is pulled to the colour (-1, -1, -1), clipped
+    BACKDROP = "backdrop"  # ... to the ray's exit point on the bound's back wall
+
+
 class PointLoss(StrEnum):
     L1 = "l1"
     MSE = "mse"
@@ -150,7 +158,9 @@ class MLPKernels(StrEnum):
 
 class ModelInit(StrEnum):
     SPHERE = "sphere"  # mlp: geometric initialisation; grid: sampled; the SDF starts as a sphere
-    RANDOM = "random"  # spheres: centres drawn uniformly inside the bound
+    # spheres: centres drawn uniformly inside the bound; mlp: no geometric
+    # initialisation (random weights: zero crossings anywhere, fields/mlp_core.random_init)
+    RANDOM = "random"
     GRID = "grid"  # spheres: centres on a regular grid inside the bound
     # grid (and hashgrid): the signed distance of the visual hull of the training
     # masks (warpsdf.carve, the hull `warpsdf carve` writes), resampled
@@ -362,6 +372,13 @@ class SupervisionConfig:
         SilhouetteLoss.BCE, f"{_choices(SilhouetteLoss)} on the soft mask"
     )
     xyz_loss: PointLoss = _opt(PointLoss.L1, f"{_choices(PointLoss)} on surface points (and depth)")
+    background: Background = _opt(
+        Background.NONE,
+        f"{_choices(Background)}: the xyz term on the target's background too (a whole-image "
+        "loss): a predicted hit there is compared, clipped to [-1, 1], with black (-1, -1, -1) "
+        "or with the ray's exit point on the bound's back wall (backdrop); none: xyz only "
+        "where both images hit",
+    )
 
 
 @dataclass(frozen=True)
@@ -383,7 +400,8 @@ class ModelConfig:
         "mlp, grid, hashgrid: sphere | visual_hull (the signed distance of the training "
         "masks' visual hull, as warpsdf carve makes it: a grid samples it, the others are "
         "regressed onto it before the first step; the fit then starts at its finest "
-        "stage: coarse_to_fine is not used); spheres: random | grid (default: sphere, "
+        "stage: coarse_to_fine is not used); mlp: also random (no geometric initialisation: "
+        "zero crossings anywhere from the start); spheres: random | grid (default: sphere, "
         "grid for spheres)",
     )
     init_radius: float = _opt(0.5, "world units; initial sphere radius", "> 0")
