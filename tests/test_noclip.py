@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import SCENES
 from warpsdf.camera import camera_from_angles
 from warpsdf.fit import Fitter
+from warpsdf.metrics import outside_bound_share
 from warpsdf.render import RenderMode, render
 from warpsdf.scene import Scene, load_scene
 
@@ -22,17 +23,8 @@ MEASURE_PX = 48
 
 
 def outside_share(field, scene: Scene, azimuth_deg: float, size: int = MEASURE_PX) -> float:
-    """Share of a render's pixels whose ray hits (finite raw depth) at a point
-    outside the bounding sphere. A hit within ``hit_epsilon`` of the wall counts
-    as inside (the clipped march stops at the wall, give or take rounding)."""
-    c = scene.cameras
-    cam = camera_from_angles(azimuth_deg, 0.0, c.distance, c.fov_deg, size, size)
-    depth = render(field, cam, RenderMode.DEPTH, scene.march).reshape(-1)
-    origins, dirs = cam.rays()
-    hit = np.isfinite(depth)
-    points = origins[hit] + dirs[hit] * depth[hit, None]
-    radius = scene.march.bound_radius + scene.march.hit_epsilon
-    return float((np.linalg.norm(points, axis=1) > radius).sum() / depth.size)
+    """:func:`warpsdf.metrics.outside_bound_share` at the test's render size."""
+    return outside_bound_share(field, scene, azimuth_deg, size)
 
 
 def fit_small(device, *extra: str) -> tuple[Fitter, Scene]:

@@ -8,11 +8,11 @@ from __future__ import annotations
 import numpy as np
 import warp as wp
 
-from warpsdf.camera import Camera, heldout_cameras
+from warpsdf.camera import Camera, camera_from_angles, heldout_cameras
 from warpsdf.export import extract_mesh
 from warpsdf.fields.base import Field
 from warpsdf.march import Polish, polish_for
-from warpsdf.render import trace_cameras
+from warpsdf.render import RenderMode, render, trace_cameras
 from warpsdf.scene import MarchConfig, Scene
 from warpsdf.targets import Target
 from warpsdf.targets.mesh import MeshTarget
@@ -151,6 +151,23 @@ def fit_metrics(
         )
         metrics["chamfer"] = chamfer_distance(a, b)
     return metrics
+
+
+def outside_bound_share(field, scene: Scene, azimuth_deg: float, size: int) -> float:
+    """Share of the pixels of a ``size`` x ``size`` render from ``azimuth_deg``
+    (elevation 0, the scene's camera distance and lens) whose ray hits (finite
+    raw depth) at a point outside the bounding sphere: the missing back wall's
+    measure (README "The missing back wall"). A hit within ``hit_epsilon`` of
+    the wall counts as inside (the clipped march stops at the wall, give or
+    take rounding)."""
+    c = scene.cameras
+    cam = camera_from_angles(azimuth_deg, 0.0, c.distance, c.fov_deg, size, size)
+    depth = render(field, cam, RenderMode.DEPTH, scene.march).reshape(-1)
+    origins, dirs = cam.rays()
+    hit = np.isfinite(depth)
+    points = origins[hit] + dirs[hit] * depth[hit, None]
+    radius = scene.march.bound_radius + scene.march.hit_epsilon
+    return float((np.linalg.norm(points, axis=1) > radius).sum() / depth.size)
 
 
 def heldout_iou(source, scene: Scene, cameras: list[Camera], target: Target) -> float | None:

@@ -19,6 +19,7 @@ import numpy as np
 from warpsdf.camera import camera_from_angles
 from warpsdf.fit import Fitter
 from warpsdf.io.images import to_uint8, write_png
+from warpsdf.metrics import outside_bound_share
 from warpsdf.render import RenderMode, render, to_display
 from warpsdf.scene import load_scene
 
@@ -40,17 +41,6 @@ ROWS = {  # name: (init, background, supervision modes, clip_back)
 }
 
 
-def outside_share(field, scene, azimuth_deg: float, size: int) -> float:
-    c = scene.cameras
-    cam = camera_from_angles(azimuth_deg, 0.0, c.distance, c.fov_deg, size, size)
-    depth = render(field, cam, RenderMode.DEPTH, scene.march).reshape(-1)
-    origins, dirs = cam.rays()
-    hit = np.isfinite(depth)
-    points = origins[hit] + dirs[hit] * depth[hit, None]
-    radius = scene.march.bound_radius + scene.march.hit_epsilon
-    return float((np.linalg.norm(points, axis=1) > radius).sum() / depth.size)
-
-
 def run_row(name: str) -> str:
     init, background, modes, clip = ROWS[name]
     overrides = [*SMALL, f"model.init={init}", f"supervision.background={background}", modes,
@@ -60,7 +50,7 @@ def run_row(name: str) -> str:
     fitter = Fitter.from_scene(scene, "cpu")
     loss = fitter.steps(scene.optim.iterations)[-1].loss
     seconds = time.perf_counter() - start
-    front, side = (outside_share(fitter.field, scene, az, 48) for az in (0.0, 90.0))
+    front, side = (outside_bound_share(fitter.field, scene, az, 48) for az in (0.0, 90.0))
     c = scene.cameras
     views = [
         to_display(render(fitter.field, camera_from_angles(az, 0.0, c.distance, c.fov_deg, 64, 64),

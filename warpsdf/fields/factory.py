@@ -66,6 +66,14 @@ def grid_params(scene: Scene, sdf: Callable[[np.ndarray], np.ndarray]) -> np.nda
     return pack_grid(sdf(lattice_points(n, scene.march.bound_radius)), n, finest)
 
 
+def needs_prefit(scene: Scene) -> bool:
+    """Whether ``model.init = "visual_hull"`` leaves the field at its sphere, for
+    the fit to regress onto the hull (:func:`warpsdf.fit.prefit.prefit_to_sdf`):
+    every kind but the grid, which samples it in :func:`make_field`."""
+    m = scene.model
+    return m.init is ModelInit.VISUAL_HULL and m.kind is not ModelKind.GRID
+
+
 def grid_stages(scene: Scene) -> tuple[int, ...]:
     """A grid model's coarse-to-fine lattices: ``model.grid_resolution``, or
     only its finest for a start from the visual hull (whose detail the coarse

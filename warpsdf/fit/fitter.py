@@ -36,7 +36,7 @@ from warpsdf.camera import Camera, training_cameras
 from warpsdf.carve import hull_init
 from warpsdf.errors import SceneError, WarpsdfError
 from warpsdf.fields.base import evaluate
-from warpsdf.fields.factory import check_param_count, make_field
+from warpsdf.fields.factory import check_param_count, make_field, needs_prefit
 from warpsdf.fit.guard import (
     NO_DIVERGENCE,
     DivergedError,
@@ -75,7 +75,7 @@ from warpsdf.losses import (
     silhouette_loss_code,
 )
 from warpsdf.march import RayHits, march, polish_for
-from warpsdf.scene import ModelKind, Scene, SupervisionMode, size_problems
+from warpsdf.scene import Scene, SupervisionMode, size_problems
 from warpsdf.targets import Target, TargetView, build_target, target_views
 
 
@@ -156,7 +156,7 @@ class Fitter:
             )
         start = hull_init(scene, self.cameras, [v.mask for v in self.views], d)  # visual_hull
         self.field = make_field(scene, self.rng, d, start)
-        if start is not None and scene.model.kind is not ModelKind.GRID:
+        if needs_prefit(scene):
             prefit_to_sdf(self.field, start, scene.march.bound_radius, self.rng)
         self.optimizer = Adam(self.field.params, lazy=self.field.sparse_gradients)
         self.iteration = 0
