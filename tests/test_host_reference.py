@@ -226,7 +226,9 @@ def host_reference(scene, steps: int) -> dict:
                 ray_loss_kernel,
                 dim=n,
                 inputs=[
-                    values, detached, points, d, hits.hit_t, hits.min_sdf, hits.grad_dot_dir,
+                    values, detached, d, hits.points,
+                    wp.zeros(n, dtype=float, device=DEVICE, requires_grad=True),  # end_dt
+                    hits.hit_t, hits.min_sdf, hits.grad_dot_dir,
                     wp.array(mask, dtype=float, device=DEVICE),
                     wp.array(xyz, dtype=wp.vec3, device=DEVICE),
                     wp.array(depth, dtype=float, device=DEVICE),
@@ -234,6 +236,7 @@ def host_reference(scene, steps: int) -> dict:
                     float(w_sil), float(w_xyz), float(w_depth),
                     int(scene.supervision.silhouette_loss is SilhouetteLoss.MSE),
                     int(scene.supervision.xyz_loss is PointLoss.MSE), 0, 1.0,
+                    0,  # GradientCode.IMPLICIT
                 ],
                 outputs=[term_arr, loss],
                 device=DEVICE,

@@ -31,7 +31,7 @@ from warpsdf.losses import (
     eikonal_loss_kernel,
     ray_loss_kernel,
 )
-from warpsdf.march import FAR_SDF
+from warpsdf.march import FAR_SDF, GradientCode
 
 # ---------------------------------------------------------------------------
 # The ray loss: numpy reference of the values, gradcheck of the gradients
@@ -52,32 +52,42 @@ def background_numpy(x, d, background, bound_radius):
 
 
 def ray_loss_numpy(
-    values, detached, points, dirs, hit_t, min_sdf, grad_dot_dir, mask, xyz, depth, ray_weight,
-    alpha, weights, silhouette_mse, point_mse, background=0, bound_radius=1.0,
+    values, detached, points, dirs, end_dt, hit_t, min_sdf, grad_dot_dir, mask, xyz, depth,
+    ray_weight, alpha, weights, silhouette_mse, point_mse, background=0, bound_radius=1.0,
+    gradient=GradientCode.IMPLICIT,
 ):  # fmt: skip
     """Slow reference of warpsdf.losses.ray_loss_kernel (module docstring), float64;
-    ray r counts ray_weight[r] in each term's mean (1 / n for a plain mean)."""
+    ray r counts ray_weight[r] in each term's mean (1 / n for a plain mean).
+    ``points`` are the march's end points, ``end_dt`` the unrolled end distance
+    change (read with GradientCode.UNROLLED only)."""
     terms = np.zeros(NUM_TERMS)
     n = len(values)
+    unrolled = gradient == GradientCode.UNROLLED
+
+    def point_term(e):
+        return (e @ e / 3 if point_mse else np.abs(e).mean()) * ray_weight[r]
+
     for r in range(n):
         if min_sdf[r] >= 0.5 * FAR_SDF:
             continue
         f, y = values[r], mask[r]
-        if hit_t[r] >= 0 and y > 0.5:
-            gd = min(grad_dot_dir[r], -MIN_GRAD_DOT_DIR)
-            dt = -(f - detached[r]) / gd
-            x = points[r] + dirs[r] * dt
-            e = x - xyz[r]
-            terms[Term.XYZ] += (e @ e / 3 if point_mse else np.abs(e).mean()) * ray_weight[r]
+        hit = hit_t[r] >= 0
+        dt = end_dt[r]
+        if hit and not unrolled:
+            dt = -(f - detached[r]) / min(grad_dot_dir[r], -MIN_GRAD_DOT_DIR)
+        x = points[r] + dirs[r] * dt
+        if hit and y > 0.5:
+            terms[Term.XYZ] += point_term(x - xyz[r])
             de = hit_t[r] + dt - depth[r]
             terms[Term.DEPTH] += (de * de if point_mse else abs(de)) * ray_weight[r]
-        elif hit_t[r] >= 0 and background != BackgroundCode.NONE:
-            gd = min(grad_dot_dir[r], -MIN_GRAD_DOT_DIR)
-            x = points[r] + dirs[r] * (-(f - detached[r]) / gd)
+            continue
+        if background != BackgroundCode.NONE and (hit or unrolled):
             b = background_numpy(points[r], dirs[r], background, bound_radius)
-            e = np.clip(x, -1.0, 1.0) - b
-            terms[Term.XYZ] += (e @ e / 3 if point_mse else np.abs(e).mean()) * ray_weight[r]
-        elif y <= 0.5 and alpha * f > SOFT_MASK_CUT:
+            b = xyz[r] if y > 0.5 else b
+            terms[Term.XYZ] += point_term(np.clip(x, -1.0, 1.0) - b)
+            if hit:
+                continue
+        if y <= 0.5 and alpha * f > SOFT_MASK_CUT:
             continue  # background far off the surface: soft mask below SOFT_MASK_FLOOR
         else:
             if silhouette_mse:
@@ -109,6 +119,8 @@ def ray_loss_inputs(rng: np.random.Generator):
         "detached": (values + rng.uniform(-0.02, 0.02, n)).astype(np.float32),
         "points": rng.normal(size=(n, 3)).astype(np.float32),
         "dirs": (d / np.linalg.norm(d, axis=1, keepdims=True)).astype(np.float32),
+        # the unrolled end distances' change: 0 in value, as the fit records it
+        "end_dt": np.zeros(n, np.float32),
         "hit_t": hit_t,
         "min_sdf": min_sdf.astype(np.float32),
         "grad_dot_dir": gd.astype(np.float32),
@@ -121,19 +133,20 @@ def ray_loss_inputs(rng: np.random.Generator):
 
 
 def _ray_loss_launch_args(
-    data, device, alpha, weights, silhouette_mse, point_mse, background=0, bound_radius=1.0
-):
+    data, device, alpha, weights, silhouette_mse, point_mse, background=0, bound_radius=1.0,
+    gradient=GradientCode.IMPLICIT,
+):  # fmt: skip
     def arr(key, dtype=float, grad=False):
         return wp.array(data[key], dtype=dtype, device=device, requires_grad=grad)
 
     inputs = [
-        arr("values", grad=True), arr("detached"), arr("points", wp.vec3), arr("dirs", wp.vec3),
-        arr("hit_t"), arr("min_sdf"), arr("grad_dot_dir"), arr("mask"), arr("xyz", wp.vec3),
-        arr("depth"),
+        arr("values", grad=True), arr("detached"), arr("dirs", wp.vec3), arr("points", wp.vec3),
+        arr("end_dt", grad=True), arr("hit_t"), arr("min_sdf"), arr("grad_dot_dir"),
+        arr("mask"), arr("xyz", wp.vec3), arr("depth"),
         wp.array([alpha], dtype=float, device=device),  # a one-entry alpha schedule ...
         wp.zeros(1, dtype=int, device=device),  # ... read at iteration 0
         arr("ray_weight"), *map(float, weights), int(silhouette_mse), int(point_mse),
-        int(background), float(bound_radius),
+        int(background), float(bound_radius), int(gradient),
     ]  # fmt: skip
     outputs = [
         wp.zeros(NUM_TERMS, dtype=float, device=device, requires_grad=True),
@@ -145,18 +158,21 @@ def _ray_loss_launch_args(
 @pytest.mark.parametrize("silhouette_mse", [0, 1], ids=["bce", "mse"])
 @pytest.mark.parametrize("point_mse", [0, 1], ids=["l1", "l2"])
 @pytest.mark.parametrize("background", list(BackgroundCode), ids=lambda b: b.name.lower())
-def test_ray_loss_kernel_values_and_gradient(device, silhouette_mse, point_mse, background):
+@pytest.mark.parametrize("gradient", list(GradientCode), ids=lambda g: g.name.lower())
+def test_ray_loss_kernel_values_and_gradient(
+    device, silhouette_mse, point_mse, background, gradient
+):
     data = ray_loss_inputs(np.random.default_rng(11))
     # hit points near the bound, some past [-1, 1] on an axis (the clip's flat part)
     data["points"] *= np.float32(0.6)
     alpha, weights, bound = 30.0, (1.0, 0.7, 0.3), 1.2
     inputs, outputs = _ray_loss_launch_args(
-        data, device, alpha, weights, silhouette_mse, point_mse, background, bound
+        data, device, alpha, weights, silhouette_mse, point_mse, background, bound, gradient
     )
     wp.launch(ray_loss_kernel, dim=len(data["values"]), inputs=inputs, outputs=outputs)
     terms, loss = ray_loss_numpy(
         *(data[k].astype(np.float64) for k in list(data)), alpha, weights,
-        silhouette_mse, point_mse, background, bound,
+        silhouette_mse, point_mse, background, bound, gradient,
     )  # fmt: skip
     np.testing.assert_allclose(outputs[0].numpy(), terms, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(outputs[1].numpy()[0], loss, rtol=1e-5, atol=1e-7)
@@ -174,10 +190,30 @@ def test_ray_loss_kernel_values_and_gradient(device, silhouette_mse, point_mse, 
         atol=1e-3,
         rtol=1e-2,
         raise_exception=False,
-        input_output_mask=[("values", "terms_out"), ("values", "loss_out")],
+        input_output_mask=[
+            (wrt, out) for wrt in ("values", "end_dt") for out in ("terms_out", "loss_out")
+        ],
         device=device,
     )
     assert ok, "ray_loss_kernel: autodiff and finite differences disagree (table above)"
+    # which rays' end points move: a hit's always; a miss's only unrolled, and
+    # only where a background makes the xyz term see the whole image
+    for a in (*outputs, inputs[0].grad, inputs[4].grad):
+        a.zero_()
+    tape = wp.Tape()
+    with tape:
+        wp.launch(ray_loss_kernel, dim=len(data["values"]), inputs=inputs, outputs=outputs)
+    tape.backward(loss=outputs[1])
+    moved = inputs[4].grad.numpy() != 0.0
+    inside = data["min_sdf"] < 0.5 * FAR_SDF
+    hit = data["hit_t"] >= 0
+    on_target = hit & (data["mask"] > 0.5)
+    if gradient is GradientCode.IMPLICIT:
+        assert not moved.any()  # end_dt is read only when unrolled
+    elif background is BackgroundCode.NONE:
+        np.testing.assert_array_equal(moved, on_target & inside)
+    else:
+        np.testing.assert_array_equal(moved, inside)
 
 
 def test_ray_loss_gradient_with_random_upstream(device):

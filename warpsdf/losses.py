@@ -12,7 +12,10 @@ Terms (index into the ``terms`` array, unweighted, each a mean):
     background (BackgroundCode other than NONE) also on predicted hits on the
     target's background: |clip(x(theta)) - b|, clip to [-1, 1] per axis (the
     XYZ image's range), b black (-1, -1, -1) or the ray's exit point on the
-    bound's back wall (backdrop). Those rays then leave the silhouette term;
+    bound's back wall (backdrop). Those rays then leave the silhouette term.
+    With ``march.gradient = "unrolled"`` x(theta) is differentiated through
+    every march step instead (march.record_unrolled), and with a background
+    a predicted miss's end point, clipped, meets its target pixel too;
   2 depth: |t(theta) - t*| on rays both hit;
   3 eikonal: (|grad f| - 1)^2 at random points, grad f by finite differences;
   4 smoothness: the field kind's own regulariser (:meth:`warpsdf.fields.base.Field.regularize`:
@@ -28,7 +31,7 @@ from enum import IntEnum
 import warp as wp
 
 from warpsdf.fields.base import Field, evaluate, record_backward, tetrahedral_gradient
-from warpsdf.march import Polish, RayHits
+from warpsdf.march import GradientCode, Polish, RayHits
 from warpsdf.scene import Background, PointLoss, SilhouetteLoss
 
 
@@ -151,8 +154,10 @@ def background_point(x: wp.vec3, d: wp.vec3, bound_radius: float, background: in
 def ray_loss_kernel(
     values: wp.array(dtype=float),  # (R,) f(theta) at each ray's sample point; differentiable
     detached: wp.array(dtype=float),  # (R,) the same values as constants (f0)
-    sample_points: wp.array(dtype=wp.vec3),  # (R,) hit point, or the point of least SDF
     directions: wp.array(dtype=wp.vec3),  # (R,) unit ray directions
+    end_points: wp.array(dtype=wp.vec3),  # (R,) where each march ended (RayHits.points)
+    end_dt: wp.array(dtype=float),  # (R,) GradientCode.UNROLLED: the end distance's change
+    # with the parameters (value 0, march.record_unrolled); differentiable
     hit_t: wp.array(dtype=float),  # (R,) predicted hit distance, -1 = miss (from the march)
     min_sdf: wp.array(dtype=float),  # (R,) FAR_SDF (+inf) marks rays that miss the bound
     grad_dot_dir: wp.array(dtype=float),  # (R,) grad f(x0) . d at the hit (from the march)
@@ -170,12 +175,21 @@ def ray_loss_kernel(
     point_code: int,  # a PointCode (points and depth)
     background: int,  # a BackgroundCode: what predicted hits on the target's background meet
     bound_radius: float,  # world units (BackgroundCode.BACKDROP's back wall)
+    gradient: int,  # a march.GradientCode: how a ray's end point is differentiated
     terms_out: wp.array(dtype=float),  # (NUM_TERMS,) unweighted means, accumulated
     loss_out: wp.array(dtype=float),  # (1,) weighted sum, accumulated
 ):
-    """One thread per ray (dim = R). Differentiable w.r.t. ``values``. The
-    sharpness comes from a device array indexed by a device counter, so a
-    captured CUDA graph replays each step with its own alpha."""
+    """One thread per ray (dim = R). Differentiable w.r.t. ``values`` and
+    ``end_dt``. The sharpness comes from a device array indexed by a device
+    counter, so a captured CUDA graph replays each step with its own alpha.
+
+    A hit's point and distance move with the parameters by dt: implicitly,
+    -(f - f0) / (grad f . d) (GradientCode.IMPLICIT), or through every step
+    of the march, ``end_dt`` (GradientCode.UNROLLED; the march was not
+    polished, so its end point is the hit's sample). Unrolled, a predicted
+    miss has an end point that moves too: with a background, its clipped XYZ
+    meets the target pixel (the surface point, or the background colour) in
+    the xyz term, and the silhouette term still sees it."""
     r = wp.tid()
     if min_sdf[r] == wp.inf:
         return  # FAR_SDF: the ray never enters the bound, nothing to learn from it
@@ -185,11 +199,14 @@ def ray_loss_kernel(
     y = target_mask[r]
     f = values[r]
     pred_hit = hit_t[r] >= 0.0
-    if pred_hit and y > 0.5:
+    unrolled = gradient == int(GradientCode.UNROLLED)
+    dt = end_dt[r]
+    if not unrolled and pred_hit:
         gd = wp.min(grad_dot_dir[r], -MIN_GRAD_DOT_DIR)
         dt = -(f - detached[r]) / gd
+    x = end_points[r] + directions[r] * dt  # the ray's end, moving with the parameters
+    if pred_hit and y > 0.5:
         if w_xyz > 0.0:
-            x = sample_points[r] + directions[r] * dt
             e = point_error(x - target_xyz[r], point_code)
             wp.atomic_add(terms_out, int(Term.XYZ), e * inv_count)
             wp.atomic_add(loss_out, 0, w_xyz * e * inv_count)
@@ -198,15 +215,19 @@ def ray_loss_kernel(
             e = wp.where(point_code == int(PointCode.MSE), de * de, wp.abs(de))
             wp.atomic_add(terms_out, int(Term.DEPTH), e * inv_count)
             wp.atomic_add(loss_out, 0, w_depth * e * inv_count)
-    elif pred_hit and background != int(BackgroundCode.NONE):
-        if w_xyz > 0.0:
-            gd = wp.min(grad_dot_dir[r], -MIN_GRAD_DOT_DIR)
-            x = sample_points[r] + directions[r] * (-(f - detached[r]) / gd)
-            b = background_point(sample_points[r], directions[r], bound_radius, background)
-            e = point_error(clip_unit(x) - b, point_code)
-            wp.atomic_add(terms_out, int(Term.XYZ), e * inv_count)
-            wp.atomic_add(loss_out, 0, w_xyz * e * inv_count)
-    elif w_silhouette > 0.0:
+        return
+    if background != int(BackgroundCode.NONE) and w_xyz > 0.0 and (pred_hit or unrolled):
+        # the whole image: the prediction's pixel (a hit; unrolled, any march's
+        # end) against the target's (a background colour, or its surface point)
+        b = background_point(end_points[r], directions[r], bound_radius, background)
+        if y > 0.5:
+            b = target_xyz[r]
+        e = point_error(clip_unit(x) - b, point_code)
+        wp.atomic_add(terms_out, int(Term.XYZ), e * inv_count)
+        wp.atomic_add(loss_out, 0, w_xyz * e * inv_count)
+        if pred_hit:
+            return  # a hit on the background: the xyz term alone
+    if w_silhouette > 0.0:
         if y <= 0.5 and alpha * f > SOFT_MASK_CUT:
             return  # soft mask below SOFT_MASK_FLOOR on the background: left out
         if silhouette_code == int(SilhouetteCode.MSE):

@@ -38,7 +38,7 @@ import numpy as np
 import warp as wp
 
 from warpsdf.fields.base import Field, FieldFunctions
-from warpsdf.scene import MarchConfig, SupervisionConfig, SupervisionMode
+from warpsdf.scene import MarchConfig, MarchGradient, SupervisionConfig, SupervisionMode
 
 # How far past the back wall a ray may march with clip_back = false, in bound radii.
 NOCLIP_EXTRA_BOUNDS = 4.0
@@ -91,11 +91,28 @@ class Polish(IntEnum):
     NEWTON = 1
 
 
-def polish_for(supervision: SupervisionConfig) -> Polish:
+class GradientCode(IntEnum):
+    """[march] gradient inside the kernels (scene.MarchGradient)."""
+
+    IMPLICIT = 0  # the hit point, re-expressed implicitly; misses have none
+    UNROLLED = 1  # every ray's end, through each step (UnrolledSteps, record_unrolled)
+
+
+def gradient_code(gradient: MarchGradient) -> GradientCode:
+    return GradientCode[MarchGradient(gradient).name]
+
+
+def polish_for(
+    supervision: SupervisionConfig, gradient: MarchGradient = MarchGradient.IMPLICIT
+) -> Polish:
     """The one rule for a fit's march: exact hit points only where a supervised
     term reads them (xyz, depth); a silhouette-only fit uses the least-SDF value
-    of misses and hit/miss alone (:func:`warpsdf.losses.ray_loss_kernel`)."""
+    of misses and hit/miss alone (:func:`warpsdf.losses.ray_loss_kernel`). A
+    march differentiated through its steps (``MarchGradient.UNROLLED``) ends
+    where its last step put it: no polish."""
     exact = {SupervisionMode.XYZ, SupervisionMode.DEPTH}
+    if MarchGradient(gradient) is MarchGradient.UNROLLED:
+        return Polish.NONE
     return Polish.NEWTON if exact & set(supervision.mode) else Polish.NONE
 
 
@@ -151,10 +168,15 @@ def march_kernel(functions: FieldFunctions) -> wp.Kernel:
         min_t_out: wp.array(dtype=float),  # (R,) distance where it was seen
         grad_dot_dir_out: wp.array(dtype=float),  # (R,) (raw grad f at a hit) . dir; 0 likewise
         evals_out: wp.array(dtype=int),  # (R,) SDF evaluations the ray needed (work counting)
+        record_steps: int,  # 1: write the two arrays below (UnrolledSteps); 0: leave them
+        step_points_out: wp.array(dtype=wp.vec3),  # (R * max_steps,) sample k of ray r at
+        # r * max_steps + k (world units); entries past the ray's count are not written
+        step_count_out: wp.array(dtype=int),  # (R,) samples its end point sums (UnrolledSteps)
     ):
         """One thread per ray (dim = R rounded up to whole blocks; surplus threads
         march the last ray and write nothing). Not differentiable (runs outside
-        the tape). Writes each output element exactly once."""
+        the tape). Writes each output element exactly once (the step arrays only
+        with ``record_steps``)."""
         tid = wp.tid()
         r = wp.min(tid, count - 1)
         o = origins[r]
@@ -170,6 +192,7 @@ def march_kernel(functions: FieldFunctions) -> wp.Kernel:
             t_far = t
         active = inside
         hit = int(0)
+        passed = int(0)  # 1: the ray stepped past the far limit
         min_sdf = float(MAX_SEEN_SDF)
         if inside == 0:
             min_sdf = wp.inf  # FAR_SDF: the ray never enters the bound
@@ -181,6 +204,8 @@ def march_kernel(functions: FieldFunctions) -> wp.Kernel:
                 break
             f_new = sdf(params, meta, o + d * t)
             if active == 1:
+                if record_steps == 1 and tid < count:
+                    step_points_out[r * max_steps + evals] = o + d * t
                 evals += 1
                 f = f_new
                 if f < min_sdf or wp.isnan(f):
@@ -195,11 +220,29 @@ def march_kernel(functions: FieldFunctions) -> wp.Kernel:
                     t = t + f
                     if t > t_far:
                         active = 0
+                        passed = 1
+        # where a miss ends: at the far limit, except in an unrolled march with an
+        # open back wall, which has no limit but its steps (the naive marcher):
+        # there a ray that passed it ends where its last step put it
+        t_end = wp.min(t, t_far)
+        if record_steps == 1 and tid < count:
+            # the samples whose values sum to the end point's distance: a hit's
+            # t_K = t_0 + sum_{k < K-1} f_k (its own sample stepped no further);
+            # a ray out of steps (or past the open wall's limit) also adds its
+            # last one; an end at the back wall (a constant), a NaN or a ray
+            # outside the bound sums none
+            n_sum = int(0)
+            if hit == 1:
+                n_sum = evals - 1
+            elif active == 1 or (passed == 1 and clip_back == int(BackWall.OPEN)):
+                n_sum = evals
+                t_end = t
+            step_count_out[r] = n_sum
         if polish == int(Polish.NONE):
             # the hit as found: f < hit_epsilon, the least SDF seen (so min_t = t)
             if tid < count:
                 hit_t_out[r] = wp.where(hit == 1, t, -1.0)
-                points_out[r] = o + d * wp.min(t, t_far)
+                points_out[r] = o + d * t_end
                 normals_out[r] = wp.vec3(0.0)
                 min_sdf_out[r] = min_sdf
                 min_t_out[r] = min_t
@@ -233,7 +276,7 @@ def march_kernel(functions: FieldFunctions) -> wp.Kernel:
                 return
         if tid < count:
             hit_t_out[r] = -1.0
-            points_out[r] = o + d * wp.min(t, t_far)
+            points_out[r] = o + d * t_end
             normals_out[r] = wp.vec3(0.0)
             min_sdf_out[r] = min_sdf
             min_t_out[r] = min_t
@@ -288,6 +331,36 @@ def bound_args(config: MarchConfig) -> list:
     return [float(config.bound_radius), int(back_wall(config.clip_back))]
 
 
+@dataclass
+class UnrolledSteps:
+    """A march's samples, kept for gradients through every step
+    (``march.gradient = "unrolled"``, :func:`record_unrolled`).
+
+    Sample k of ray r sits at ``points[r * max_steps + k]`` (world units);
+    ``count[r]`` says how many samples the ray's end point sums: its distance is
+    t_K = t_0 + sum_{k < count} f(x_k), with t_0 the bound's entry (a constant).
+    ``weights`` (R * max_steps,) is the reverse sweep's scratch: the adjoint of
+    each sample's SDF value."""
+
+    points: wp.array
+    count: wp.array
+    weights: wp.array
+    max_steps: int
+
+    @classmethod
+    def allocate(cls, rays: int, max_steps: int, device) -> UnrolledSteps:
+        return cls(
+            points=wp.zeros(rays * max_steps, dtype=wp.vec3, device=device),
+            count=wp.zeros(rays, dtype=int, device=device),
+            weights=wp.zeros(rays * max_steps, dtype=float, device=device),
+            max_steps=max_steps,
+        )
+
+    def launch_args(self) -> list:
+        """The march kernel's last three arguments: record, then the two arrays."""
+        return [1, self.points, self.count]
+
+
 def march(
     field: Field,
     origins: wp.array,
@@ -295,12 +368,19 @@ def march(
     config: MarchConfig,
     out: RayHits | None = None,
     polish: Polish = Polish.NEWTON,
+    steps: UnrolledSteps | None = None,
 ) -> RayHits:
     """Sphere-trace ``field`` along the rays. ``out`` is reused if given;
     ``polish`` says what a hit gets (:class:`Polish`; :func:`polish_for` picks
-    it for a fit)."""
+    it for a fit). ``steps`` (its ``max_steps`` must be ``config.max_steps``)
+    keeps every sample for :func:`record_unrolled`."""
     n = origins.shape[0]
     out = out or RayHits.allocate(n, field.device)
+    if steps is not None and steps.max_steps != config.max_steps:
+        raise ValueError("UnrolledSteps were allocated for another max_steps")
+    # not recording: the kernel leaves its step arrays alone, so any of their
+    # types will do (no allocation, which a captured graph could not replay)
+    step_args = [0, out.points, out.evals] if steps is None else steps.launch_args()
     field.functions.launch(
         march_kernel(field.functions),
         n,
@@ -314,7 +394,107 @@ def march(
             float(config.hit_epsilon),
             int(polish),
         ],
-        outputs=out.outputs(),
+        outputs=[*out.outputs(), *step_args],
         device=field.device,
     )
     return out
+
+
+@functools.cache
+def unrolled_sweep_kernel(functions: FieldFunctions) -> wp.Kernel:
+    """The reverse sweep of a march differentiated through every step, for one
+    field kind (built once, cached).
+
+    A ray's samples obey t_{k+1} = t_k + f(o + d t_k; theta), so with a = dL/dt
+    carried backwards from the end point, sample k's value gets a_{k+1} (its
+    step's adjoint) and the distance before it a_k = a_{k+1} (1 + grad f(x_k) . d).
+    Lockstep form, as :func:`march_kernel` (collective kinds call ``grad`` the
+    same number of times on every thread of a block)."""
+    grad = functions.grad
+    block_any = functions.block_any
+
+    @wp.kernel(
+        enable_backward=False, module="unique", name=f"unrolled_sweep_kernel_{functions.name}"
+    )
+    def unrolled_sweep(
+        count: int,  # R
+        params: wp.array(dtype=float),  # (P,) field parameters (Field.kernel_params)
+        meta: wp.array(dtype=float),  # field sizes and constants
+        directions: wp.array(dtype=wp.vec3),  # (R,) unit ray directions
+        step_points: wp.array(dtype=wp.vec3),  # (R * S,) the march's samples (UnrolledSteps)
+        step_count: wp.array(dtype=int),  # (R,) samples each end point sums
+        adj_end_t: wp.array(dtype=float),  # (R,) dL / d t_K, the end point's distance
+        max_steps: int,  # S
+        weights_out: wp.array(dtype=float),  # (R * S,) dL / d f(x_k); 0 past a ray's count
+    ):
+        """One thread per ray (dim = R rounded up to whole blocks; surplus threads
+        sweep the last ray and write nothing). Not differentiable: its output is
+        the adjoint that :meth:`Field.backward_into` turns into the parameter
+        gradient. Writes every element of ``weights_out`` once."""
+        tid = wp.tid()
+        r = wp.min(tid, count - 1)
+        n = step_count[r]
+        d = directions[r]
+        a = adj_end_t[r]
+        base = r * max_steps
+        if tid < count:
+            for k in range(n, max_steps):
+                weights_out[base + k] = 0.0
+        live = wp.where(n > 0 and a != 0.0, 1, 0)
+        if block_any(live) == 0:
+            if tid < count:
+                for k in range(n):
+                    weights_out[base + k] = 0.0
+            return
+        for step in range(max_steps):
+            k = max_steps - 1 - step
+            if block_any(wp.where(k < n, 1, 0)) != 0:
+                x = step_points[base + wp.clamp(k, 0, wp.max(n - 1, 0))]
+                g = grad(params, meta, x)
+                if k < n and tid < count:
+                    weights_out[base + k] = a
+                    a = a * (1.0 + wp.dot(g, d))
+
+    return unrolled_sweep
+
+
+def unrolled_backward(field: Field, directions: wp.array, steps: UnrolledSteps,
+                      adj_end_t: wp.array) -> None:  # fmt: skip
+    """``field.params.grad += sum_r adj_end_t[r] d t_K(r) / d params``, through
+    every sample of the last march that recorded ``steps``: the reverse sweep
+    (:func:`unrolled_sweep_kernel`), then the field's own parameter backward
+    at the samples, weighted by their adjoints."""
+    n = directions.shape[0]
+    field.functions.launch(
+        unrolled_sweep_kernel(field.functions),
+        n,
+        inputs=[
+            field.kernel_params(),
+            field.meta,
+            directions,
+            steps.points,
+            steps.count,
+            adj_end_t,
+            int(steps.max_steps),
+        ],
+        outputs=[steps.weights],
+        device=field.device,
+        record_tape=False,
+    )
+    field.backward_into(steps.points[: n * steps.max_steps], steps.weights[: n * steps.max_steps])
+
+
+def record_unrolled(field: Field, directions: wp.array, steps: UnrolledSteps,
+                    end_dt: wp.array, tape: wp.Tape) -> None:  # fmt: skip
+    """Record on ``tape`` that ``end_dt`` (R,) is the change of each ray's end
+    distance t_K with the field's parameters, differentiated through every
+    step of the march that filled ``steps`` (the naive differentiable marcher
+    of ``march.gradient = "unrolled"``). Its value is 0: a loss adds it to the
+    end point's constant distance, and ``end_dt.grad`` flows back through
+    :func:`unrolled_backward`. Record it before the loss that reads it."""
+    end_dt.zero_()
+
+    def backward() -> None:
+        unrolled_backward(field, directions, steps, end_dt.grad)
+
+    tape.record_func(backward, arrays=[field.params, end_dt])

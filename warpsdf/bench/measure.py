@@ -151,7 +151,7 @@ def bench_fit(
     profiled = (time.perf_counter() - profiled) / iterations
     fwd, bwd = eval_flops(fitter.field)
     eikonal = 4 * scene.optim.eikonal_samples if fitter.w_eikonal > 0 else 0
-    polish = polish_for(scene.supervision)
+    polish = polish_for(scene.supervision, scene.march.gradient)
     # taped evaluations: the rays' sample points (unless the unpolished march's
     # least SDF is reused, losses.sample_values) and the eikonal points; the
     # backward: those of them with a non-zero adjoint, and the eikonal points

@@ -74,8 +74,8 @@ from warpsdf.losses import (
     sample_values,
     silhouette_loss_code,
 )
-from warpsdf.march import RayHits, march, polish_for
-from warpsdf.scene import Scene, SupervisionMode, size_problems
+from warpsdf.march import RayHits, UnrolledSteps, gradient_code, march, polish_for, record_unrolled
+from warpsdf.scene import MarchGradient, Scene, SupervisionMode, size_problems
 from warpsdf.targets import Target, TargetView, build_target, target_views
 
 
@@ -97,11 +97,19 @@ class StepBuffers:
     eik_detached: wp.array  # (4E,)
     terms: wp.array  # (NUM_TERMS,) unweighted loss terms, in Term order
     loss: wp.array  # (1,) the weighted loss
+    end_dt: wp.array  # (B,) each end distance's change (0; its gradient: unrolled only)
+    unrolled: UnrolledSteps | None  # the march's samples (march.gradient = "unrolled")
 
     @classmethod
-    def allocate(cls, rays: int, eikonal_points: int, device) -> StepBuffers:
+    def allocate(cls, rays: int, eikonal_points: int, device,
+                 unrolled_steps: int = 0) -> StepBuffers:  # fmt: skip
+        """``unrolled_steps``: the march's max_steps when it is differentiated
+        through every step (0: it is not)."""
         e = eikonal_points
+        keep = UnrolledSteps.allocate(rays, unrolled_steps, device) if unrolled_steps else None
         return cls(
+            end_dt=wp.zeros(rays, dtype=float, device=device, requires_grad=True),
+            unrolled=keep,
             hits=RayHits.allocate(rays, device),
             points=wp.empty(rays, dtype=wp.vec3, device=device),
             values=wp.zeros(rays, dtype=float, device=device, requires_grad=True),
@@ -170,7 +178,10 @@ class Fitter:
         self.inputs = StepInputs(scene, self.cameras, targets, d)
         self.batch = self.inputs.batch
         self.total_rays = self.inputs.total_rays
-        self.buffers = StepBuffers.allocate(self.batch, self.inputs.eik_point_count, d)
+        unrolled = scene.march.gradient is MarchGradient.UNROLLED
+        self.buffers = StepBuffers.allocate(
+            self.batch, self.inputs.eik_point_count, d, scene.march.max_steps if unrolled else 0
+        )
         self.w_eikonal = scene.optim.eikonal_weight if self.inputs.uses_eikonal else 0.0
         self._tape = wp.Tape()  # reused: reset at the start of every step
         # device counters: the 0-based iteration being computed and its slot in the chunk
@@ -289,8 +300,10 @@ class Fitter:
         sharpness ``alpha_schedule[iteration[0]]``. Zeroes the gradients."""
         scene, inp, buf = self.scene, self.inputs, self.buffers
         n = self.batch
-        polish = polish_for(scene.supervision)  # exact hit points only where a term reads them
-        march(self.field, inp.origins, inp.dirs, scene.march, out=buf.hits, polish=polish)
+        # exact hit points only where a term reads them (and never for an unrolled march)
+        polish = polish_for(scene.supervision, scene.march.gradient)
+        steps = buf.unrolled  # every sample kept, for gradients through each step
+        march(self.field, inp.origins, inp.dirs, scene.march, buf.hits, polish, steps)
         inp.observe(self._slot, buf.hits.hit_t)  # focused sampling keeps the predictions
         self._lap("march")
         wp.launch(
@@ -306,21 +319,25 @@ class Fitter:
         self.field.params.grad.zero_()
         buf.values.grad.zero_()
         buf.eik_values.grad.zero_()
+        buf.end_dt.grad.zero_()
         tape = self._tape
         sup = scene.supervision
         with tape:
             sample_values(self.field, buf.hits, buf.points, buf.values, buf.detached, tape, polish)
+            if steps is not None:
+                record_unrolled(self.field, inp.dirs, steps, buf.end_dt, tape)
             wp.launch(
                 ray_loss_kernel,
                 dim=n,
                 inputs=[
-                    buf.values, buf.detached, buf.points, inp.dirs, buf.hits.hit_t,
+                    buf.values, buf.detached, inp.dirs, buf.hits.points, buf.end_dt,
+                    buf.hits.hit_t,
                     buf.hits.min_sdf, buf.hits.grad_dot_dir, inp.mask, inp.xyz, inp.depth,
                     alpha_schedule, iteration, inp.weights, float(self.w_silhouette),
                     float(self.w_xyz), float(self.w_depth),
                     int(silhouette_loss_code(sup.silhouette_loss)),
                     int(point_loss_code(sup.xyz_loss)), int(background_code(sup.background)),
-                    float(scene.march.bound_radius),
+                    float(scene.march.bound_radius), int(gradient_code(scene.march.gradient)),
                 ],
                 outputs=[buf.terms, buf.loss],
                 device=self.device,

@@ -123,6 +123,16 @@ class Background(StrEnum):
     BACKDROP = "backdrop"  # ... to the ray's exit point on the bound's back wall
 
 
+class MarchGradient(StrEnum):
+    """How a fit differentiates where a ray's march ended (march.GradientCode)."""
+
+    # the hit point alone, re-expressed implicitly (IDR); a miss's end has none
+    IMPLICIT = "implicit"
+    # through every sphere-tracing step (a naive differentiable marcher): every
+    # ray's end, hit or not, trains the field at each sample it stepped on
+    UNROLLED = "unrolled"
+
+
 class PointLoss(StrEnum):
     L1 = "l1"
     MSE = "mse"
@@ -460,6 +470,14 @@ class MarchConfig:
     clip_back: bool = _opt(True, "a ray leaving through the back wall is a miss (false: march on)")
     max_steps: int = _opt(64, "sphere-tracing steps per ray", _upto(MAX_MARCH_STEPS))
     hit_epsilon: float = _opt(1e-3, "world units; SDF value that counts as a hit", "> 0")
+    gradient: MarchGradient = _opt(
+        MarchGradient.IMPLICIT,
+        "implicit | unrolled: how the fit differentiates where a ray's march ended: the "
+        "hit point alone (implicit), or through every step, so every ray's end, a miss's "
+        "too, trains the field where it stepped (unrolled: the naive differentiable "
+        "marcher of the missing-back-wall study; hits are not polished, and with "
+        "supervision.background a miss's end point, clipped, meets the target pixel)",
+    )
 
 
 @dataclass(frozen=True)
