@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import warp as wp
 
-from tests.conftest import SCENES
+from tests.conftest import SCENES, cli
 from warpsdf.fields.mlp import MLPField
 from warpsdf.fields.mlp_core import random_init
 from warpsdf.fields.spheres import SphereSetField
@@ -219,3 +219,18 @@ def test_record_unrolled_on_a_tape(device):
     unrolled_backward(field, d, steps, adj)
     np.testing.assert_allclose(got, field.params.grad.numpy(), rtol=1e-6)
     assert np.abs(got).sum() > 0.0
+
+
+def test_unrolled_samples_are_a_checked_size(tmp_path):
+    """Keeping every sample of every ray is a size of its own: past the memory
+    budget the scene is refused in one line naming march.max_steps (exit 2),
+    before anything is allocated."""
+    too_many = (
+        "--set", "march.gradient=unrolled", "--set", "march.max_steps=65536",
+        "--set", "optim.batch_rays=0", "--set", "cameras.resolution=[4096, 4096]",
+    )  # fmt: skip
+    result = cli("validate", NOCLIP, *too_many)
+    assert result.exit_code == 2
+    (line,) = result.output.strip().splitlines()
+    assert "march.max_steps" in line and "unrolled" in line and "noclip" in line
+    assert cli("validate", NOCLIP, "--set", "march.gradient=unrolled").exit_code == 0

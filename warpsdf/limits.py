@@ -81,6 +81,12 @@ MAX_ITERATIONS = 1_000_000
 # still marching after 65536 steps is grazing a surface it will not resolve).
 MAX_MARCH_STEPS = 1 << 16
 
+# A march differentiated through every step (march.gradient = "unrolled")
+# keeps each sample of each ray of a step: its point (12 bytes) and the reverse
+# sweep's adjoint (4 bytes). The samples of a step's rays (batch x max_steps)
+# must fit MEMORY_BUDGET and index an array within MAX_INDEX (a cross check).
+BYTES_PER_UNROLLED_SAMPLE = 16
+
 # Spheres of a sphere-set model: 4 parameters each, with their gradient and
 # Adam state (5 copies), and every field evaluation loops over all of them
 # (time: rays x spheres evaluations a step).

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,27 +30,68 @@ OUT = Path(__file__).resolve().parent / "noclip_study"
 SMALL = ["cameras.resolution=[48, 48]", "optim.iterations=200", "optim.batch_rays=0"]
 SIL = 'supervision.mode=["xyz", "silhouette"]'
 XYZ = 'supervision.mode=["xyz"]'
-ROWS = {  # name: (init, background, supervision modes, clip_back)
-    "shipped_before": ("sphere", "none", SIL, "false"),
-    "sphere_black": ("sphere", "black", SIL, "false"),
-    "sphere_backdrop": ("sphere", "backdrop", SIL, "false"),
-    "random_none": ("random", "none", SIL, "false"),
-    "random_black": ("random", "black", SIL, "false"),
-    "random_backdrop": ("random", "backdrop", SIL, "false"),
-    "random_black_xyz_only": ("random", "black", XYZ, "false"),
-    "random_black_clipped": ("random", "black", SIL, "true"),
+
+
+@dataclass(frozen=True)
+class Row:
+    """One combination of the study's options (the scene's own for the rest)."""
+
+    init: str = "random"  # model.init
+    background: str = "black"  # supervision.background
+    mask_term: bool = True  # the silhouette term on rays the prediction misses
+    clip_back: bool = False  # march.clip_back
+    gradient: str = "implicit"  # march.gradient
+    activation: str = "softplus"  # model.activation
+
+    def overrides(self) -> list[str]:
+        sets = [
+            f"model.init={self.init}", f"supervision.background={self.background}",
+            SIL if self.mask_term else XYZ, f"march.clip_back={str(self.clip_back).lower()}",
+            f"march.gradient={self.gradient}",
+        ]  # fmt: skip
+        if self.activation != "softplus":  # the scene's default
+            sets.append(f"model.activation={self.activation}")
+        return sets
+
+    def cells(self) -> list[str]:
+        network = self.init if self.activation == "softplus" else f"{self.init}, {self.activation}"
+        mask = "yes" if self.mask_term else "no"
+        return [network, self.background, mask, self.gradient, str(self.clip_back).lower()]
+
+
+ROWS = {
+    "shipped_before": Row(init="sphere", background="none"),
+    "sphere_black": Row(init="sphere"),
+    "sphere_backdrop": Row(init="sphere", background="backdrop"),
+    "random_none": Row(background="none"),
+    "random_black": Row(),
+    "random_backdrop": Row(background="backdrop"),
+    "random_black_xyz_only": Row(mask_term=False),
+    "random_black_clipped": Row(clip_back=True),
+    # hypothesis 3: gradients through every march step
+    "sphere_black_unrolled": Row(init="sphere", gradient="unrolled"),
+    "sphere_black_unrolled_xyz_only": Row(init="sphere", gradient="unrolled", mask_term=False),
+    "sphere_backdrop_unrolled": Row(init="sphere", background="backdrop", gradient="unrolled"),
+    "sphere_backdrop_unrolled_clipped": Row(
+        init="sphere", background="backdrop", gradient="unrolled", clip_back=True
+    ),
+    "random_black_unrolled": Row(gradient="unrolled"),
+    "random_backdrop_unrolled": Row(background="backdrop", gradient="unrolled"),
+    # hypothesis 4's other network: a SIREN
+    "siren_none": Row(activation="sine", background="none"),
+    "siren_black": Row(activation="sine"),
+    "siren_black_unrolled": Row(activation="sine", gradient="unrolled"),
+    "siren_black_clipped": Row(activation="sine", clip_back=True),
 }
 
 
 def run_row(name: str) -> str:
-    init, background, modes, clip = ROWS[name]
-    overrides = [*SMALL, f"model.init={init}", f"supervision.background={background}", modes,
-                 f"march.clip_back={clip}"]  # fmt: skip
-    scene = load_scene(SCENE, overrides)
-    start = time.perf_counter()
+    row = ROWS[name]
+    scene = load_scene(SCENE, [*SMALL, *row.overrides()])
+    start = time.process_time()
     fitter = Fitter.from_scene(scene, "cpu")
     loss = fitter.steps(scene.optim.iterations)[-1].loss
-    seconds = time.perf_counter() - start
+    seconds = time.process_time() - start
     front, side = (outside_bound_share(fitter.field, scene, az, 48) for az in (0.0, 90.0))
     c = scene.cameras
     views = [
@@ -59,11 +101,8 @@ def run_row(name: str) -> str:
     ]  # fmt: skip
     OUT.mkdir(exist_ok=True)
     write_png(OUT / f"{name}.png", to_uint8(np.concatenate(views, axis=1)))
-    sil = "yes" if modes == SIL else "no"
-    return (
-        f"| {init} | {background} | {sil} | {clip} | {front:.1%} | {side:.1%} | {loss:.3f} "
-        f"| {seconds:.0f} s | ![{name}](docs/gallery/noclip_study/{name}.png) |"
-    )
+    cells = [*row.cells(), f"{front:.1%}", f"{side:.1%}", f"{loss:.3f}", f"{seconds:.0f} s"]
+    return f"| {' | '.join(cells)} | ![{name}](docs/gallery/noclip_study/{name}.png) |"
 
 
 if __name__ == "__main__":

@@ -28,7 +28,9 @@ from warpsdf.limits import (
     BYTES_PER_STAGED_EIKONAL_SAMPLE,
     BYTES_PER_STAGED_RAY,
     BYTES_PER_STAGED_VIEW,
+    BYTES_PER_UNROLLED_SAMPLE,
     MAX_ENCODING_INPUTS,
+    MAX_INDEX,
     MAX_RAYS,
     MAX_RENDER_PIXELS,
     MAX_RESOLUTION,
@@ -43,6 +45,7 @@ from warpsdf.scene.schema import (
     SHAPE_PARAMS,
     Background,
     CameraLayout,
+    MarchGradient,
     MLPKernels,
     ModelInit,
     ModelKind,
@@ -226,6 +229,18 @@ def view_size_problems(scene: Scene, sizes: Sequence[tuple[int, int]]) -> list[t
                 "lower optim.eikonal_samples or the output intervals",
             )
         )
+    if scene.march.gradient is MarchGradient.UNROLLED:
+        kept = batch * scene.march.max_steps  # every sample of every ray of a step
+        if kept > MAX_INDEX or step + kept * BYTES_PER_UNROLLED_SAMPLE > MEMORY_BUDGET:
+            problems.append(
+                (
+                    "march.max_steps",
+                    f'march.gradient = "unrolled" keeps every sample of a step\'s {batch:,} '
+                    f"rays: {scene.march.max_steps} steps each are {kept:,} samples "
+                    f"({_gib(kept * BYTES_PER_UNROLLED_SAMPLE)}); lower march.max_steps or "
+                    "optim.batch_rays",
+                )
+            )
     return problems
 
 
