@@ -19,6 +19,15 @@ for ``Polish.NONE`` and skips that per-hit work, about 24 field evaluations a
 hit. Per ray the marcher also records the smallest SDF value it saw and where
 (the fit's soft silhouette needs it).
 
+A fit with ``march.gradient = "unrolled"`` (the naive differentiable marcher
+of the missing-back-wall study) asks the march to keep every sample
+(:class:`UnrolledSteps`): a ray's end distance t_K = t_0 + sum_k f(x_k; theta)
+is then differentiated through each step by a reverse sweep of its own
+(:func:`unrolled_sweep_kernel`, :func:`record_unrolled`), because Warp does not
+replay the march's dynamic loop on the tape. Such a march is not polished,
+and with an open back wall it has no far limit but its step budget: a ray
+that steps past ``NOCLIP_EXTRA_BOUNDS`` ends where its last step put it.
+
 Whether a ray enters the bound is explicit: ``min_sdf`` is ``FAR_SDF`` (+inf)
 exactly for the rays that never enter it, a value no ray inside can report
 (its smallest SDF starts at ``MAX_SEEN_SDF`` and only falls). Every ray that
@@ -378,6 +387,8 @@ def march(
     out = out or RayHits.allocate(n, field.device)
     if steps is not None and steps.max_steps != config.max_steps:
         raise ValueError("UnrolledSteps were allocated for another max_steps")
+    if steps is not None and polish is not Polish.NONE:
+        raise ValueError("an unrolled march ends where its last step put it: Polish.NONE")
     # not recording: the kernel leaves its step arrays alone, so any of their
     # types will do (no allocation, which a captured graph could not replay)
     step_args = [0, out.points, out.evals] if steps is None else steps.launch_args()
