@@ -156,6 +156,13 @@ class MLPKernels(StrEnum):
     TILED = "tiled"  # a block of points per tile matrix product (Warp's tile API)
 
 
+class ModelActivation(StrEnum):
+    """The hidden layers' activation of an MLP (fields/mlp_core.ActivationCode in kernels)."""
+
+    SOFTPLUS = "softplus"  # a smooth ReLU; starts as a sphere (geometric initialisation)
+    SINE = "sine"  # SIREN: sin(30 z); starts from SIREN's init, zero crossings anywhere
+
+
 class ModelInit(StrEnum):
     SPHERE = "sphere"  # mlp: geometric initialisation; grid: sampled; the SDF starts as a sphere
     # spheres: centres drawn uniformly inside the bound; mlp: no geometric
@@ -395,6 +402,13 @@ class ModelConfig:
     fourier_frequencies: int = _opt(
         6, "mlp: Fourier feature frequencies L", _upto(MAX_FREQUENCIES, ">= 0")
     )
+    activation: ModelActivation = _opt(
+        ModelActivation.SOFTPLUS,
+        f"mlp: the hidden layers' activation, {_choices(ModelActivation)}; sine is a SIREN "
+        "(sin(30 z), Sitzmann et al. 2020): it starts from SIREN's initialisation (init = "
+        "random, its default; sphere is refused) with a field that oscillates, zero "
+        "crossings anywhere; SIRENs usually take fourier_frequencies = 0",
+    )
     init: ModelInit | None = _opt(
         None,
         "mlp, grid, hashgrid: sphere | visual_hull (the signed distance of the training "
@@ -402,7 +416,7 @@ class ModelConfig:
         "regressed onto it before the first step; the fit then starts at its finest "
         "stage: coarse_to_fine is not used); mlp: also random (no geometric initialisation: "
         "zero crossings anywhere from the start); spheres: random | grid (default: sphere, "
-        "grid for spheres)",
+        "grid for spheres, random for an mlp with activation = sine)",
     )
     init_radius: float = _opt(0.5, "world units; initial sphere radius", "> 0")
     count: int = _opt(2, "spheres: number of spheres", _upto(MAX_SPHERES))
