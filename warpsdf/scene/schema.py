@@ -166,7 +166,8 @@ class ModelActivation(StrEnum):
 class ModelInit(StrEnum):
     SPHERE = "sphere"  # mlp: geometric initialisation; grid: sampled; the SDF starts as a sphere
     # spheres: centres drawn uniformly inside the bound; mlp: no geometric
-    # initialisation (random weights: zero crossings anywhere, fields/mlp_core.random_init)
+    # initialisation (random weights: zero crossings anywhere, fields/mlp_core.random_init;
+    # with activation = sine, SIREN's initialisation)
     RANDOM = "random"
     GRID = "grid"  # spheres: centres on a regular grid inside the bound
     # grid (and hashgrid): the signed distance of the visual hull of the training
@@ -404,10 +405,10 @@ class ModelConfig:
     )
     activation: ModelActivation = _opt(
         ModelActivation.SOFTPLUS,
-        f"mlp: the hidden layers' activation, {_choices(ModelActivation)}; sine is a SIREN "
-        "(sin(30 z), Sitzmann et al. 2020): it starts from SIREN's initialisation (init = "
-        "random, its default; sphere is refused) with a field that oscillates, zero "
-        "crossings anywhere; SIRENs usually take fourier_frequencies = 0",
+        f"mlp: the hidden layers' activation, {_choices(ModelActivation)}; sine: a SIREN "
+        "(sin(30 z), Sitzmann et al. 2020) starting from its own initialisation (init = "
+        "random, its default; not sphere), a field that oscillates with zero crossings "
+        "anywhere; usually with fourier_frequencies = 0",
     )
     init: ModelInit | None = _opt(
         None,
