@@ -315,9 +315,10 @@ mlp_forward_kept = network_forward(FOURIER, keep=True)
 def geometric_init(
     frequencies: int, width: int, layers: int, init_radius: float, rng: np.random.Generator
 ) -> np.ndarray:
-    """IDR's geometric initialisation: the field starts close to |x| - init_radius.
-    Weights on the Fourier features start at zero. Returns the flat (P,) float32
-    parameters."""
+    """IDR's geometric initialisation of the softplus network: the field starts
+    close to |x| - init_radius (it relies on softplus being nearly ReLU; a sine
+    network has no such start, see :func:`siren_init`). Weights on the Fourier
+    features start at zero. Returns the flat (P,) float32 parameters."""
     n_in = num_inputs(frequencies)
     chunks = []
     std = math.sqrt(2.0) / math.sqrt(width)
