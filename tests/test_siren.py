@@ -333,6 +333,32 @@ def test_activation_round_trips_through_the_resolved_scene(tmp_path):
     assert field.meta.numpy()[META_ACTIVATION] == float(ActivationCode.SINE)
 
 
+def test_one_scalar_kernel_serves_both_activations():
+    params = siren_params(0, 8, 1, seed=13)
+    sine = sine_field(params, 0, 8, 1, "cpu", MLPKernels.SCALAR)
+    softplus = MLPField(params, 0, 8, 1, "cpu", kernels=MLPKernels.SCALAR)
+    assert sine.functions is softplus.functions  # the activation is read from meta
+    tiled_sine = sine_field(params, 0, 8, 1, "cpu", MLPKernels.TILED)
+    tiled = MLPField(params, 0, 8, 1, "cpu", kernels=MLPKernels.TILED)
+    assert tiled_sine.functions.name != tiled.functions.name  # tile_map: one set each
+
+
+def test_visual_hull_start_of_a_sine_network_is_sirens():
+    scene = tiny_scene(
+        XYZ_SCENE, "model.activation=sine", "model.init=visual_hull", "model.hidden=16"
+    )
+    field = make_field(
+        scene, np.random.default_rng(0), "cpu", init_sdf=lambda x: np.linalg.norm(x, axis=1)
+    )
+    m = scene.model
+    groups = mlp_groups(m.fourier_frequencies, m.hidden, m.layers)
+    hidden_w, _ = siren_bounds(m.hidden, False)
+    params = field.params.numpy()
+    assert field.activation is SINE
+    assert np.abs(params[groups["layer1.W"]]).max() <= hidden_w  # not the geometric init
+    assert params[groups["out.b"]][0] == 0.0
+
+
 def test_tiny_sine_fit_lowers_its_loss_and_reloads(tmp_path):
     scene = tiny_scene(
         XYZ_SCENE, "model.activation=sine", "model.init=random", "model.fourier_frequencies=0"

@@ -59,7 +59,7 @@ import warp as wp
 from warpsdf.limits import MAX_FREQUENCIES, MAX_LAYERS, MAX_WIDTH
 from warpsdf.scene import ModelActivation
 
-# softplus's sharpness: log(1 + exp(beta z)) / beta, 1 / world units of z
+# softplus's sharpness beta in log(1 + exp(beta z)) / beta
 SOFTPLUS_BETA = 100.0
 # SIREN's frequency factor: sin(omega0 z) on every hidden layer (Sitzmann et al. 2020)
 SIREN_OMEGA0 = 30.0
@@ -118,20 +118,20 @@ META_ACTIVATION = 4  # where the header keeps the ActivationCode
 
 
 def network_meta(
-    n_in: int, width: int, layers: int, activation: ActivationCode = ActivationCode.SOFTPLUS
+    n_in: int, width: int, layers: int, act: ActivationCode = ActivationCode.SOFTPLUS
 ) -> list[float]:
     """The ``NETWORK_META`` header of a network's ``meta`` (see :func:`unpack_meta`):
     sizes, the activation's scale (beta or omega0) and its code."""
-    code = ActivationCode(activation)
+    code = ActivationCode(act)
     return [float(n_in), float(width), float(layers), ACTIVATION_SCALE[code], float(code)]
 
 
 def mlp_meta(
-    frequencies: int, width: int, layers: int, activation: ActivationCode = ActivationCode.SOFTPLUS
+    frequencies: int, width: int, layers: int, act: ActivationCode = ActivationCode.SOFTPLUS
 ) -> list[float]:
     """The ``meta`` array of the Fourier-feature network of these sizes: the
     network header, then the frequency count."""
-    header = network_meta(num_inputs(frequencies), width, layers, activation)
+    header = network_meta(num_inputs(frequencies), width, layers, act)
     return [*header, float(frequencies)]
 
 
@@ -339,7 +339,7 @@ def random_init(
     width: int,
     layers: int,
     rng: np.random.Generator,
-    activation: ActivationCode = ActivationCode.SOFTPLUS,
+    act: ActivationCode = ActivationCode.SOFTPLUS,
 ) -> np.ndarray:
     """A plain initialisation without the geometric prior (``model.init =
     "random"``, and every start of a sine network). Softplus: every weight, the
@@ -347,7 +347,7 @@ def random_init(
     :func:`siren_init`. Either way the field starts with zero crossings
     anywhere, inside the bound and beyond it (the "missing back wall" study,
     README "Experiments"). Returns the flat (P,) float32 parameters."""
-    if ActivationCode(activation) is ActivationCode.SINE:
+    if ActivationCode(act) is ActivationCode.SINE:
         return siren_init(frequencies, width, layers, rng)
     n_in = num_inputs(frequencies)
     chunks = []
