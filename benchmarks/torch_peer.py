@@ -24,12 +24,12 @@ import torch
 
 from warpsdf.camera import jitter_cameras, rays_for
 from warpsdf.fields.base import FD_GRADIENT_STEP, TETRAHEDRON
-from warpsdf.fields.mlp_core import SOFTPLUS_BETA, num_inputs
+from warpsdf.fields.mlp_core import SIREN_OMEGA0, SOFTPLUS_BETA, num_inputs
 from warpsdf.fit import Fitter, learning_rate, mask_alpha
 from warpsdf.fit.staging import flatten_targets
 from warpsdf.losses import MIN_GRAD_DOT_DIR, SOFT_MASK_CUT
 from warpsdf.march import FAR_SDF, NOCLIP_EXTRA_BOUNDS, POLISH_STEPS, Polish, polish_for
-from warpsdf.scene import ModelKind, Scene, SupervisionMode
+from warpsdf.scene import ModelActivation, ModelKind, Scene, SupervisionMode
 
 
 class SphereSet(torch.nn.Module):
@@ -47,11 +47,14 @@ class SphereSet(torch.nn.Module):
 
 
 class FourierMLP(torch.nn.Module):
-    """warpsdf's MLP: W (width x inputs) and b per layer, then w_out, b_out, flat."""
+    """warpsdf's MLP: W (width x inputs) and b per layer, then w_out, b_out, flat;
+    softplus or sine (SIREN) hidden activations."""
 
-    def __init__(self, params: np.ndarray, frequencies: int, width: int, layers: int):
+    def __init__(self, params: np.ndarray, frequencies: int, width: int, layers: int,
+                 activation: ModelActivation = ModelActivation.SOFTPLUS):  # fmt: skip
         super().__init__()
         self.frequencies, self.width, self.layers = frequencies, width, layers
+        self.sine = ModelActivation(activation) is ModelActivation.SINE
         self.params = torch.nn.Parameter(torch.tensor(params, dtype=torch.float32))
         n_in = num_inputs(frequencies)
         self.shapes = [(width, n_in)] + [(width, width)] * (layers - 1)
@@ -67,7 +70,11 @@ class FourierMLP(torch.nn.Module):
         for rows, cols in self.shapes:
             w = self.params[o : o + rows * cols].view(rows, cols)
             b = self.params[o + rows * cols : o + rows * cols + rows]
-            h = torch.nn.functional.softplus(h @ w.T + b, beta=SOFTPLUS_BETA)
+            z = h @ w.T + b
+            if self.sine:
+                h = torch.sin(SIREN_OMEGA0 * z)
+            else:
+                h = torch.nn.functional.softplus(z, beta=SOFTPLUS_BETA)
             o += rows * cols + rows
         return h @ self.params[o : o + self.width] + self.params[o + self.width]
 
@@ -84,7 +91,7 @@ class TorchPeer:
         if m.kind is ModelKind.SPHERES:
             self.field = SphereSet(params, m.smooth_k)
         else:
-            self.field = FourierMLP(params, m.fourier_frequencies, m.hidden, m.layers)
+            self.field = FourierMLP(params, m.fourier_frequencies, m.hidden, m.layers, m.activation)
         self.field.to(self.device)
         self.optimizer = torch.optim.Adam(self.field.parameters(), lr=self.scene.optim.lr)
         t = flatten_targets(fitter.views, set(self.scene.supervision.mode))

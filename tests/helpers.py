@@ -23,7 +23,13 @@ import warp as wp
 from tests.conftest import SCENES
 from warpsdf.camera import Camera
 from warpsdf.fields.base import Field, evaluate
-from warpsdf.fields.mlp_core import num_inputs, num_params
+from warpsdf.fields.mlp_core import (
+    SIREN_OMEGA0,
+    SOFTPLUS_BETA,
+    ActivationCode,
+    num_inputs,
+    num_params,
+)
 from warpsdf.scene import ShapeSpec, ShapeType, load_scene
 
 # ---------------------------------------------------------------------------
@@ -96,6 +102,33 @@ def random_points(rng: np.random.Generator, n: int, radius: float = 0.9) -> np.n
     v = rng.normal(size=(n, 3))
     v /= np.linalg.norm(v, axis=1, keepdims=True)
     return v * radius * rng.uniform(0.05, 1.0, size=(n, 1)) ** (1.0 / 3.0)
+
+
+def mlp_numpy(params, frequencies: int, width: int, layers: int, x: np.ndarray,
+              activation: ActivationCode = ActivationCode.SOFTPLUS) -> np.ndarray:  # fmt: skip
+    """Slow reference of the MLP (module docstring of warpsdf.fields.mlp_core),
+    float64, with either activation."""
+    p = np.asarray(params, np.float64)
+    x = np.asarray(x, np.float64)
+    feats = [x]
+    for level in range(frequencies):
+        omega = np.pi * 2.0**level
+        feats += [np.sin(omega * x), np.cos(omega * x)]
+    a = np.concatenate(feats, axis=1)
+    n_in = num_inputs(frequencies)
+    offset, fan_in = 0, n_in
+    for _ in range(layers):
+        w = p[offset : offset + width * fan_in].reshape(width, fan_in)
+        b = p[offset + width * fan_in : offset + width * fan_in + width]
+        offset += width * fan_in + width
+        z = a @ w.T + b
+        if ActivationCode(activation) is ActivationCode.SINE:
+            a = np.sin(SIREN_OMEGA0 * z)
+        else:
+            a = np.logaddexp(0.0, SOFTPLUS_BETA * z) / SOFTPLUS_BETA
+        fan_in = width
+    assert offset + width + 1 == p.size
+    return a @ p[offset : offset + width] + p[offset + width]
 
 
 def mlp_groups(frequencies: int, width: int, layers: int) -> dict[str, slice]:

@@ -22,35 +22,22 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from tests.helpers import mlp_groups, param_grad, random_points, spatial_grad, unit, weighted_sum
+from tests.helpers import (
+    mlp_groups,
+    mlp_numpy,
+    param_grad,
+    random_points,
+    spatial_grad,
+    unit,
+    weighted_sum,
+)
 from warpsdf.fields.mlp import MLPField
-from warpsdf.fields.mlp_core import SOFTPLUS_BETA, geometric_init, num_inputs, num_params
+from warpsdf.fields.mlp_core import geometric_init, num_params
 from warpsdf.scene import MLPKernels
 
 # ---------------------------------------------------------------------------
 # Helpers: the numpy reference
 # ---------------------------------------------------------------------------
-
-
-def mlp_numpy(params, frequencies: int, width: int, layers: int, x: np.ndarray) -> np.ndarray:
-    """Slow reference of the MLP (module docstring of warpsdf.fields.mlp_core), float64."""
-    p = np.asarray(params, np.float64)
-    x = np.asarray(x, np.float64)
-    feats = [x]
-    for level in range(frequencies):
-        omega = np.pi * 2.0**level
-        feats += [np.sin(omega * x), np.cos(omega * x)]
-    a = np.concatenate(feats, axis=1)
-    n_in = num_inputs(frequencies)
-    offset, fan_in = 0, n_in
-    for _ in range(layers):
-        w = p[offset : offset + width * fan_in].reshape(width, fan_in)
-        b = p[offset + width * fan_in : offset + width * fan_in + width]
-        offset += width * fan_in + width
-        a = np.logaddexp(0.0, SOFTPLUS_BETA * (a @ w.T + b)) / SOFTPLUS_BETA
-        fan_in = width
-    assert offset + width + 1 == p.size
-    return a @ p[offset : offset + width] + p[offset + width]
 
 
 def noisy_mlp(frequencies: int, width: int, layers: int, seed: int = 0, noise: float = 0.1):

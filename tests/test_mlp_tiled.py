@@ -39,8 +39,10 @@ def cpu_blocks():
     wp.config.enable_cpu_blocks = before
 
 
-def padded_numpy(params: np.ndarray, frequencies: int, width: int, layers: int) -> np.ndarray:
-    """The padded layout of the module docstring, built independently."""
+def padded_numpy(params: np.ndarray, frequencies: int, width: int, layers: int,
+                 pad_bias: float = PAD_BIAS) -> np.ndarray:  # fmt: skip
+    """The padded layout of the module docstring, built independently; padded
+    units get ``pad_bias`` (softplus's PAD_BIAS; 0 for sine)."""
     wp_ = width_bucket(width)
     n_in = 3 + 6 * frequencies
     flat = iter(np.split(params, np.cumsum(
@@ -48,13 +50,13 @@ def padded_numpy(params: np.ndarray, frequencies: int, width: int, layers: int) 
     )))  # fmt: skip
     w0 = np.zeros((wp_, TILE_INPUTS), np.float32)
     w0[:width, :n_in] = next(flat).reshape(width, n_in)
-    w0[:, -1] = PAD_BIAS
+    w0[:, -1] = pad_bias
     w0[:width, -1] = next(flat)
     out = [w0.ravel()]
     for _ in range(layers - 1):
         w = np.zeros((wp_, wp_), np.float32)
         w[:width, :width] = next(flat).reshape(width, width)
-        b = np.full(wp_, PAD_BIAS, np.float32)
+        b = np.full(wp_, pad_bias, np.float32)
         b[:width] = next(flat)
         out += [w.ravel(), b]
     w_out = np.zeros(wp_, np.float32)

@@ -30,6 +30,18 @@ CASES = {
             "cameras.jitter=0.0",
         ],
     ),
+    "mlp_xyz_sine": (
+        "two_spheres_xyz.toml",
+        [
+            "cameras.resolution=[16, 16]",
+            "model.hidden=8",
+            "model.activation=sine",
+            "model.init=random",
+            "model.fourier_frequencies=0",
+            "optim.eikonal_samples=0",
+            "cameras.jitter=0.0",
+        ],
+    ),
 }
 
 

@@ -15,9 +15,9 @@ from warpsdf.fields.hash_encoding import HashGridSpec
 from warpsdf.fields.hashgrid import HashGridField, hashgrid_init
 from warpsdf.fields.hashgrid import num_params as hashgrid_params
 from warpsdf.fields.mlp import MLPField
-from warpsdf.fields.mlp_core import geometric_init, num_params, random_init
+from warpsdf.fields.mlp_core import activation_code, geometric_init, num_params, random_init
 from warpsdf.fields.spheres import SPHERE_RECORD, SphereSetField, grid_centers, random_centers
-from warpsdf.scene import ModelInit, ModelKind, Scene
+from warpsdf.scene import ModelActivation, ModelInit, ModelKind, Scene
 
 
 def make_field(
@@ -27,7 +27,7 @@ def make_field(
     init_sdf: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Field:
     """The scene's model at its initial state (draws from ``rng``: random sphere
-    centres, or the MLP's geometric initialisation). ``init_sdf`` (world
+    centres, or the MLP's geometric or SIREN initialisation). ``init_sdf`` (world
     points (N, 3) -> signed distances (N,), world units) is the shape
     ``model.init = "visual_hull"`` starts from: the carved hull's
     (:meth:`warpsdf.carve.Hull.at`, which the fit passes; this layer cannot
@@ -51,8 +51,11 @@ def make_field(
             params = grid_params(scene, lambda x: np.linalg.norm(x, axis=1) - m.init_radius)
     elif m.kind is ModelKind.HASHGRID:
         params = hashgrid_init(hashgrid_spec(scene), rng)
-    elif m.init is ModelInit.RANDOM:
-        params = random_init(m.fourier_frequencies, m.hidden, m.layers, rng)
+    elif m.init is ModelInit.RANDOM or m.activation is ModelActivation.SINE:
+        # a sine network (SIREN) has no sphere start: SIREN's initialisation, also
+        # before a regression onto the visual hull
+        code = activation_code(m.activation)
+        params = random_init(m.fourier_frequencies, m.hidden, m.layers, rng, code)
     else:
         params = geometric_init(m.fourier_frequencies, m.hidden, m.layers, m.init_radius, rng)
     return field_from_params(scene, params, device)
@@ -151,5 +154,6 @@ def field_from_params(
             kernels=m.kernels,
         )  # fmt: skip
     return MLPField(
-        params, m.fourier_frequencies, m.hidden, m.layers, device=device, kernels=m.kernels
-    )
+        params, m.fourier_frequencies, m.hidden, m.layers, device=device, kernels=m.kernels,
+        activation=m.activation,
+    )  # fmt: skip

@@ -1,7 +1,7 @@
 """The MLP field: a neural SDF, :class:`MLPField`, on one of two sets of kernels.
 
-The network (Fourier features, softplus, the flat parameter layout, geometric
-initialisation, the forward pass) lives in :mod:`warpsdf.fields.mlp_core`; the
+The network (Fourier features, softplus or sine activations, the flat parameter
+layout, initialisation, the forward pass) lives in :mod:`warpsdf.fields.mlp_core`; the
 scalar kernels' functions (one point per thread) in
 :mod:`warpsdf.fields.mlp_scalar`; the tiled ones (a thread block of points per
 tile matrix product, a padded copy of the parameters) in
@@ -19,10 +19,10 @@ import warp as wp
 
 from warpsdf.fields import mlp_tiled
 from warpsdf.fields.base import Field, backward_kernel
-from warpsdf.fields.mlp_core import mlp_meta, num_params
+from warpsdf.fields.mlp_core import activation_code, mlp_meta, num_params
 from warpsdf.fields.mlp_scalar import SCALAR_FUNCTIONS
 from warpsdf.limits import MAX_FREQUENCIES, MAX_LAYERS, MAX_WIDTH
-from warpsdf.scene import MLPKernels
+from warpsdf.scene import MLPKernels, ModelActivation
 
 
 class MLPField(Field):
@@ -34,12 +34,16 @@ class MLPField(Field):
     comes back into ``params.grad`` through :meth:`backward_into`.
     ``kernels`` picks them (:class:`warpsdf.scene.MLPKernels`); ``block_dim``
     (tiled only) overrides the points per block: 32 on a GPU, 1 on the CPU
-    (more there needs ``wp.config.enable_cpu_blocks``)."""
+    (more there needs ``wp.config.enable_cpu_blocks``). ``activation``
+    (:class:`warpsdf.scene.ModelActivation`) is the hidden layers'
+    activation; it goes into ``meta`` (the scalar kernels read it there) and
+    picks the tiled kernels' variant."""
 
     functions = SCALAR_FUNCTIONS
 
     def __init__(self, params: np.ndarray, frequencies: int, width: int, layers: int, device=None,
-                 kernels: MLPKernels = MLPKernels.AUTO, block_dim: int | None = None):  # fmt: skip
+                 kernels: MLPKernels = MLPKernels.AUTO, block_dim: int | None = None,
+                 activation: ModelActivation = ModelActivation.SOFTPLUS):  # fmt: skip
         if not 1 <= width <= MAX_WIDTH:
             raise ValueError(f"MLP width must be in [1, {MAX_WIDTH}], got {width}")
         if not 1 <= layers <= MAX_LAYERS:
@@ -50,9 +54,11 @@ class MLPField(Field):
         if params.size != num_params(frequencies, width, layers):
             raise ValueError("MLP parameter count does not match its sizes")
         self.frequencies, self.width, self.layers = frequencies, width, layers
+        self.activation = ModelActivation(activation)
+        code = activation_code(self.activation)
         super().__init__(
             wp.array(params, dtype=float, device=device, requires_grad=True),
-            wp.array(mlp_meta(frequencies, width, layers), dtype=float, device=device),
+            wp.array(mlp_meta(frequencies, width, layers, code), dtype=float, device=device),
         )
         self.kernels = self._choose_kernels(MLPKernels(kernels), block_dim)
 
@@ -83,7 +89,8 @@ class MLPField(Field):
                 f"got {self.width} (use the scalar kernels)"
             )
         block_dim = mlp_tiled.check_block_dim(self.device, block_dim)
-        self.functions = mlp_tiled.tiled_functions(bucket, block_dim)
+        code = activation_code(self.activation)
+        self.functions = mlp_tiled.tiled_functions(bucket, block_dim, code)
         self._bucket = bucket
         size = mlp_tiled.padded_size(bucket, self.layers)
         self._padded = wp.zeros(size, dtype=float, device=self.device)

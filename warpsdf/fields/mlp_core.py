@@ -2,23 +2,36 @@
 layout, initialisation and the forward pass that the scalar kernels use.
 
     features(x) = [x, sin(2^l pi x), cos(2^l pi x) for l < L]      (3 + 6 L values)
-    a_0 = softplus(W_0 features + b_0), a_l = softplus(W_l a_{l-1} + b_l)
+    a_0 = act(W_0 features + b_0), a_l = act(W_l a_{l-1} + b_l)
     f(x) = w_out . a_{layers-1} + b_out
 
-softplus(z) = log(1 + exp(beta z)) / beta with beta = SOFTPLUS_BETA (a smooth
-ReLU). ``params`` is one flat float array holding, layer by layer, W
+The activation ``act`` is ``model.activation`` (:class:`ActivationCode` in the
+kernels, :func:`activation` and its derivative :func:`activation_slope`):
+
+* softplus (the default): log(1 + exp(beta z)) / beta with beta =
+  SOFTPLUS_BETA, a smooth ReLU;
+* sine (SIREN, Sitzmann et al. 2020): sin(omega0 z) with omega0 =
+  SIREN_OMEGA0 on every hidden layer; the output layer stays linear. Its
+  field oscillates away from the data (zero crossings anywhere).
+
+``params`` is one flat float array holding, layer by layer, W
 (width x fan-in, row-major) then b, and finally w_out, b_out
-(:func:`layer_offset`); ``meta = [n_in, width, layers, beta, L]`` (n_in the
-first layer's inputs, L the Fourier frequencies; :func:`mlp_meta`, read in
-kernels by :func:`unpack_meta`). Geometric
-initialisation (IDR / SAL, :func:`geometric_init`) makes the field start as the
-sphere |x| = init_radius. One compiled kernel serves every width up to
-MAX_WIDTH, depth up to MAX_LAYERS and frequency count up to MAX_FREQUENCIES.
+(:func:`layer_offset`); ``meta = [n_in, width, layers, scale, activation, L]``
+(n_in the first layer's inputs, ``scale`` the activation's beta or omega0,
+``activation`` an :class:`ActivationCode`, L the Fourier frequencies;
+:func:`mlp_meta`, read in kernels by :func:`unpack_meta`). The activation is a
+runtime value there: one compiled scalar kernel serves both. Geometric
+initialisation (IDR / SAL, :func:`geometric_init`) makes a softplus field start
+as the sphere |x| = init_radius; :func:`random_init` starts either activation
+without that prior (for sine, SIREN's initialisation). One compiled kernel
+serves every width up to MAX_WIDTH, depth up to MAX_LAYERS and frequency count
+up to MAX_FREQUENCIES.
 
 Two sets of kernels evaluate this network and both import this module:
 :mod:`warpsdf.fields.mlp_scalar` (one point per thread, through
 :func:`mlp_forward` here) and :mod:`warpsdf.fields.mlp_tiled` (a thread block of
-points per tile matrix product, on a padded copy of ``params``).
+points per tile matrix product, on a padded copy of ``params``; built per
+activation, since ``tile_map`` takes a unary function).
 :class:`warpsdf.fields.mlp.MLPField` picks one.
 
 The layout is defined once, in plain Python (:func:`num_inputs`,
@@ -29,8 +42,8 @@ The input features are pluggable (:class:`Encoding`): the Fourier features
 here, or the hash grid's multiresolution encoding
 (:mod:`warpsdf.fields.hash_encoding`), whose features come from a table of
 parameters stored before the network's. Every network's ``meta`` starts with
-the same ``NETWORK_META`` floats ``[n_in, width, layers, beta]``; an encoding's
-own constants follow them.
+the same ``NETWORK_META`` floats ``[n_in, width, layers, scale, activation]``;
+an encoding's own constants follow them.
 """
 
 from __future__ import annotations
@@ -38,13 +51,34 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from enum import IntEnum
 
 import numpy as np
 import warp as wp
 
 from warpsdf.limits import MAX_FREQUENCIES, MAX_LAYERS, MAX_WIDTH
+from warpsdf.scene import ModelActivation
 
+# softplus's sharpness beta in log(1 + exp(beta z)) / beta
 SOFTPLUS_BETA = 100.0
+# SIREN's frequency factor: sin(omega0 z) on every hidden layer (Sitzmann et al. 2020)
+SIREN_OMEGA0 = 30.0
+
+
+class ActivationCode(IntEnum):
+    """``model.activation`` inside the kernels (:class:`warpsdf.scene.ModelActivation`)."""
+
+    SOFTPLUS = 0  # log(1 + exp(beta z)) / beta, beta = SOFTPLUS_BETA
+    SINE = 1  # sin(omega0 z), omega0 = SIREN_OMEGA0
+
+
+def activation_code(activation: ModelActivation) -> ActivationCode:
+    """The kernels' code of a scene's ``model.activation``."""
+    return ActivationCode[ModelActivation(activation).name]
+
+
+# The scale each activation keeps in meta (beta, or omega0).
+ACTIVATION_SCALE = {ActivationCode.SOFTPLUS: SOFTPLUS_BETA, ActivationCode.SINE: SIREN_OMEGA0}
 
 
 def num_inputs(frequencies: int) -> int:
@@ -78,25 +112,35 @@ def num_params(frequencies: int, width: int, layers: int) -> int:
 
 
 # Floats of the network header every network's meta starts with (n_in, width,
-# layers, beta); an encoding's own constants follow.
-NETWORK_META = 4
+# layers, scale, activation); an encoding's own constants follow.
+NETWORK_META = 5
+META_ACTIVATION = 4  # where the header keeps the ActivationCode
 
 
-def network_meta(n_in: int, width: int, layers: int) -> list[float]:
-    """The ``NETWORK_META`` header of a network's ``meta`` (see :func:`unpack_meta`)."""
-    return [float(n_in), float(width), float(layers), SOFTPLUS_BETA]
+def network_meta(
+    n_in: int, width: int, layers: int, act: ActivationCode = ActivationCode.SOFTPLUS
+) -> list[float]:
+    """The ``NETWORK_META`` header of a network's ``meta`` (see :func:`unpack_meta`):
+    sizes, the activation's scale (beta or omega0) and its code."""
+    code = ActivationCode(act)
+    return [float(n_in), float(width), float(layers), ACTIVATION_SCALE[code], float(code)]
 
 
-def mlp_meta(frequencies: int, width: int, layers: int) -> list[float]:
+def mlp_meta(
+    frequencies: int, width: int, layers: int, act: ActivationCode = ActivationCode.SOFTPLUS
+) -> list[float]:
     """The ``meta`` array of the Fourier-feature network of these sizes: the
     network header, then the frequency count."""
-    return [*network_meta(num_inputs(frequencies), width, layers), float(frequencies)]
+    header = network_meta(num_inputs(frequencies), width, layers, act)
+    return [*header, float(frequencies)]
 
 
 @wp.func
 def unpack_meta(meta: wp.array(dtype=float)):
-    """(n_in, width, layers, beta) from the ``NETWORK_META`` header of any network's meta."""
-    return int(meta[0]), int(meta[1]), int(meta[2]), meta[3]
+    """(n_in, width, layers, scale, activation) from the ``NETWORK_META`` header
+    of any network's meta: ``scale`` the activation's beta or omega0 (float),
+    ``activation`` an :class:`ActivationCode` (int)."""
+    return int(meta[0]), int(meta[1]), int(meta[2]), meta[3], int(meta[META_ACTIVATION])
 
 
 @wp.func
@@ -114,6 +158,36 @@ def softplus(z: float, beta: float) -> float:
 def softplus_slope(z: float, beta: float) -> float:
     """d softplus(z, beta) / dz = sigmoid(beta z)."""
     return 1.0 / (1.0 + wp.exp(-beta * z))
+
+
+@wp.func
+def sine(z: float, omega0: float) -> float:
+    """SIREN's activation sin(omega0 z) (differentiated by hand: :func:`sine_slope`)."""
+    return wp.sin(omega0 * z)
+
+
+@wp.func
+def sine_slope(z: float, omega0: float) -> float:
+    """d sine(z, omega0) / dz = omega0 cos(omega0 z)."""
+    return omega0 * wp.cos(omega0 * z)
+
+
+@wp.func
+def activation(z: float, scale: float, code: int) -> float:
+    """The hidden layers' activation of the pre-activation z: softplus with
+    beta = scale, or sine with omega0 = scale (``code``: an :class:`ActivationCode`,
+    from meta). Forward only; its derivative is :func:`activation_slope`."""
+    if code == int(ActivationCode.SINE):
+        return sine(z, scale)
+    return softplus(z, scale)
+
+
+@wp.func
+def activation_slope(z: float, scale: float, code: int) -> float:
+    """d activation(z, scale, code) / dz, the one place the backward passes take it."""
+    if code == int(ActivationCode.SINE):
+        return sine_slope(z, scale)
+    return softplus_slope(z, scale)
 
 
 @wp.func
@@ -207,7 +281,7 @@ def _forward(keep: bool, encoding: Encoding = FOURIER) -> wp.Function:
         ``meta``: :func:`mlp_meta`. Forward only: the parameter gradient is
         written by hand from the kept pre-activations
         (:func:`warpsdf.fields.mlp_scalar.backward_mlp`)."""
-        n_in, width, layers, beta = unpack_meta(meta)
+        n_in, width, layers, scale, act = unpack_meta(meta)
         feat, base = inputs(params, meta, x, 0)
         a = vec_width()  # each layer's input: the features, then the activations
         for i in range(n_in):
@@ -223,7 +297,7 @@ def _forward(keep: bool, encoding: Encoding = FOURIER) -> wp.Function:
                     z += params[off + j * fan_in + i] * a[i]
                 zs[kept + j] = z
             for j in range(width):
-                a[j] = softplus(zs[kept + j], beta)
+                a[j] = activation(zs[kept + j], scale, act)
             fan_in = width
         off = base + wp_layer_offset(layers, n_in, width)
         out = params[off + width]
@@ -241,9 +315,10 @@ mlp_forward_kept = network_forward(FOURIER, keep=True)
 def geometric_init(
     frequencies: int, width: int, layers: int, init_radius: float, rng: np.random.Generator
 ) -> np.ndarray:
-    """IDR's geometric initialisation: the field starts close to |x| - init_radius.
-    Weights on the Fourier features start at zero. Returns the flat (P,) float32
-    parameters."""
+    """IDR's geometric initialisation of the softplus network: the field starts
+    close to |x| - init_radius (it relies on softplus being nearly ReLU; a sine
+    network has no such start, see :func:`siren_init`). Weights on the Fourier
+    features start at zero. Returns the flat (P,) float32 parameters."""
     n_in = num_inputs(frequencies)
     chunks = []
     std = math.sqrt(2.0) / math.sqrt(width)
@@ -259,12 +334,21 @@ def geometric_init(
     return params
 
 
-def random_init(frequencies: int, width: int, layers: int, rng: np.random.Generator) -> np.ndarray:
+def random_init(
+    frequencies: int,
+    width: int,
+    layers: int,
+    rng: np.random.Generator,
+    act: ActivationCode = ActivationCode.SOFTPLUS,
+) -> np.ndarray:
     """A plain initialisation without the geometric prior (``model.init =
-    "random"``): every weight, the Fourier features' included, drawn from
-    N(0, 2 / fan_in), biases 0. The field starts with zero crossings anywhere,
-    inside the bound and beyond it (the "missing back wall" study, README
-    "Experiments"). Returns the flat (P,) float32 parameters."""
+    "random"``, and every start of a sine network). Softplus: every weight, the
+    Fourier features' included, drawn from N(0, 2 / fan_in), biases 0. Sine:
+    :func:`siren_init`. Either way the field starts with zero crossings
+    anywhere, inside the bound and beyond it (the "missing back wall" study,
+    README "Experiments"). Returns the flat (P,) float32 parameters."""
+    if ActivationCode(act) is ActivationCode.SINE:
+        return siren_init(frequencies, width, layers, rng)
     n_in = num_inputs(frequencies)
     chunks = []
     fan_in = n_in
@@ -273,6 +357,40 @@ def random_init(frequencies: int, width: int, layers: int, rng: np.random.Genera
         chunks += [rng.normal(0.0, std, size=(width, fan_in)).ravel(), np.zeros(width)]
         fan_in = width
     chunks += [rng.normal(0.0, math.sqrt(1.0 / width), size=width), np.zeros(1)]
+    params = np.concatenate(chunks).astype(np.float32)
+    assert params.size == num_params(frequencies, width, layers)
+    return params
+
+
+def siren_bounds(fan_in: int, first: bool) -> tuple[float, float]:
+    """(weight bound, bias bound) of SIREN's uniform initialisation for a layer
+    with ``fan_in`` inputs: the first layer's weights U(-1/fan_in, 1/fan_in),
+    later layers' (the output's included) U(+-sqrt(6/fan_in)/omega0), so each
+    sin(omega0 z) sees an arcsine-distributed input of unit spread; biases
+    U(+-1/sqrt(fan_in)) (PyTorch's Linear default, as in the paper's code)."""
+    weight = 1.0 / fan_in if first else math.sqrt(6.0 / fan_in) / SIREN_OMEGA0
+    return weight, 1.0 / math.sqrt(fan_in)
+
+
+def siren_init(frequencies: int, width: int, layers: int, rng: np.random.Generator) -> np.ndarray:
+    """SIREN's initialisation (Sitzmann et al. 2020) for the sine network
+    (:func:`siren_bounds`), the output layer's weights drawn like a hidden
+    layer's. The output bias starts at 0 (the paper's code draws it like the
+    others): the field then oscillates about 0, with zero crossings throughout
+    the bound, rather than about a random offset of up to 1/sqrt(width) that
+    could hide them. There is no sphere-like start for sine (``model.init =
+    "sphere"`` is refused for it). Returns the flat (P,) float32 parameters."""
+    chunks = []
+    fan_in = num_inputs(frequencies)
+    for layer in range(layers):
+        w_bound, b_bound = siren_bounds(fan_in, layer == 0)
+        chunks += [
+            rng.uniform(-w_bound, w_bound, size=(width, fan_in)).ravel(),
+            rng.uniform(-b_bound, b_bound, size=width),
+        ]
+        fan_in = width
+    w_bound, _b_bound = siren_bounds(width, False)
+    chunks += [rng.uniform(-w_bound, w_bound, size=width), np.zeros(1)]
     params = np.concatenate(chunks).astype(np.float32)
     assert params.size == num_params(frequencies, width, layers)
     return params

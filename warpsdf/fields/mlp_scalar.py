@@ -3,7 +3,8 @@ one point per thread, on the flat ``params`` itself.
 
 The value is :func:`~warpsdf.fields.mlp_core.mlp_forward`; the parameter
 gradient is written by hand (the kept forward pass, then back through the
-layers, one atomic add per weight and point); the spatial gradient is the
+layers with :func:`~warpsdf.fields.mlp_core.activation_slope`, the activation
+read from ``meta``, one atomic add per weight and point); the spatial gradient is the
 tetrahedral finite difference of the field (``fd_gradient``), which the
 eikonal term of the fit also uses, so no double backward is needed.
 
@@ -30,10 +31,10 @@ from warpsdf.fields.base import FieldFunctions, fd_gradient
 from warpsdf.fields.mlp_core import (
     FOURIER,
     Encoding,
+    activation,
+    activation_slope,
     mlp_forward,
     network_forward,
-    softplus,
-    softplus_slope,
     unpack_meta,
     vec_features,
     vec_width,
@@ -71,7 +72,7 @@ def _backprop(encoding: Encoding, weights: bool) -> wp.Function:
         pre-activations come from the kept forward pass; the features and each
         layer's input are recomputed here (a helper taking them as vector
         arguments would copy them by value)."""
-        n_in, width, layers, beta = unpack_meta(meta)
+        n_in, width, layers, scale, act = unpack_meta(meta)
         feat, base = inputs(params, meta, x, 0)
         _value, zs = forward_kept(params, meta, x)
         # output layer: f = w_out . a_{layers-1} + b_out
@@ -80,7 +81,7 @@ def _backprop(encoding: Encoding, weights: bool) -> wp.Function:
         g = vec_width()  # dL / d a of the layer being visited
         for i in range(width):
             if wp.static(weights):
-                wp.atomic_add(grad_params, off_out + i, adj * softplus(zs[last + i], beta))
+                wp.atomic_add(grad_params, off_out + i, adj * activation(zs[last + i], scale, act))
             g[i] = adj * params[off_out + i]
         if wp.static(weights):
             wp.atomic_add(grad_params, off_out + width, adj)
@@ -92,15 +93,15 @@ def _backprop(encoding: Encoding, weights: bool) -> wp.Function:
             fan_in = wp.where(layer == 0, n_in, width)
             dz = vec_width()  # dL / d z_layer
             for j in range(width):
-                dz[j] = g[j] * softplus_slope(zs[layer * width + j], beta)
+                dz[j] = g[j] * activation_slope(zs[layer * width + j], scale, act)
             if wp.static(weights):
-                inp = vec_width()  # the layer's input: the features, or softplus(z_{layer-1})
+                inp = vec_width()  # the layer's input: the features, or act(z_{layer-1})
                 if layer == 0:
                     for i in range(n_in):
                         inp[i] = feat[i]
                 else:
                     for i in range(width):
-                        inp[i] = softplus(zs[(layer - 1) * width + i], beta)
+                        inp[i] = activation(zs[(layer - 1) * width + i], scale, act)
                 for j in range(width):
                     if dz[j] != 0.0:
                         for i in range(fan_in):

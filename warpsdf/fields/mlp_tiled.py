@@ -19,8 +19,13 @@ refreshed from the flat ``params`` by one small kernel before each use:
     per hidden layer l >= 1:  W_l (width_p x width_p), then b_l (width_p)
     w_out (width_p), then b_out
 
-Padded units get weights 0 and bias ``PAD_BIAS``: their softplus is exactly 0
-and so is its slope, so they change neither the value nor any real gradient.
+Padded units get weights 0 and a bias that makes their activation exactly 0
+(:func:`pad_bias`): ``PAD_BIAS`` for softplus (whose slope is 0 there too),
+0 for sine (sin 0 = 0; its slope omega0 meets an upstream gradient that is 0,
+since the padded unit's outgoing weights are). So they change neither the value
+nor any real gradient. ``tile_map`` takes a unary function, so the functions
+are built per activation (:func:`tile_activation`), as they are per width
+bucket; the packing kernels read the activation from ``meta``.
 Gradients come back into the flat ``params.grad`` through the same index map.
 An input encoding with parameters (the hash grid's table, see
 :class:`~warpsdf.fields.mlp_core.Encoding`) is read from the padded array after
@@ -41,12 +46,14 @@ import warp as wp
 
 from warpsdf.fields.base import FieldFunctions, fd_gradient
 from warpsdf.fields.mlp_core import (
+    ACTIVATION_SCALE,
     FOURIER,
-    SOFTPLUS_BETA,
+    META_ACTIVATION,
+    ActivationCode,
     Encoding,
+    activation,
+    activation_slope,
     num_inputs,
-    softplus,
-    softplus_slope,
     unpack_meta,
     vec_features,
     wp_layer_offset,
@@ -67,7 +74,8 @@ CUDA_TILE_BLOCK = 32
 # (the march and evaluation need 66,176 and 33,152 bytes). An H100/H200 block
 # may have 227 KiB; an A100 163 KiB; sm_86/89 cards 99 KiB.
 TILE_SHARED_BYTES = {32: 82_944, 64: 190_208}
-# The bias of padded units: softplus(PAD_BIAS) and its slope are exactly 0 in float32.
+# The bias of padded softplus units: softplus(PAD_BIAS) and its slope are
+# exactly 0 in float32 (a padded sine unit's is 0: :func:`pad_bias`).
 PAD_BIAS = -1.0e4
 
 vec_tile_inputs = wp.types.vector(length=TILE_INPUTS, dtype=float)
@@ -78,7 +86,7 @@ class PadFill(IntEnum):
     (:func:`padded_source` returns these, negative, instead of an index)."""
 
     ZERO = -1  # a padded weight
-    BIAS = -2  # a padded unit's bias: PAD_BIAS
+    BIAS = -2  # a padded unit's bias: pad_bias(activation)
 
 
 def width_bucket(width: int) -> int | None:
@@ -99,7 +107,7 @@ def padded_source(k: int, meta: wp.array(dtype=float), width_p: int) -> int:
     """Where padded entry ``k`` (of a network with sizes ``meta``, in width bucket
     ``width_p``) comes from in the flat parameters: an index, or a negative
     :class:`PadFill` code. Integer arithmetic only."""
-    n_in, width, layers, _beta = unpack_meta(meta)
+    n_in, width, layers, _scale, _act = unpack_meta(meta)
     ki = TILE_INPUTS
     if k < width_p * ki:  # W0 with b0 in its last column
         j = k // ki
@@ -134,6 +142,16 @@ def padded_source(k: int, meta: wp.array(dtype=float), width_p: int) -> int:
     return flat + width  # b_out
 
 
+@wp.func
+def pad_bias(code: int) -> float:
+    """The bias of a padded unit, whose activation must be exactly 0 (``code``
+    an :class:`~warpsdf.fields.mlp_core.ActivationCode`): PAD_BIAS for softplus,
+    0 for sine."""
+    if code == int(ActivationCode.SINE):
+        return 0.0
+    return PAD_BIAS
+
+
 @wp.kernel
 def pack_mlp_kernel(
     params: wp.array(dtype=float),  # (P,) flat MLP parameters (see warpsdf.fields.mlp_core)
@@ -149,7 +167,7 @@ def pack_mlp_kernel(
     if src >= 0:
         v = params[src]
     elif src == int(PadFill.BIAS):
-        v = PAD_BIAS
+        v = pad_bias(int(meta[META_ACTIVATION]))
     padded_out[k] = v
 
 
@@ -226,16 +244,34 @@ def same_int(v: int) -> int:
     return v
 
 
-@wp.func
-def softplus_fixed(z: float) -> float:
-    """softplus at the fixed SOFTPLUS_BETA, as the unary function ``tile_map`` takes."""
-    return softplus(z, SOFTPLUS_BETA)
+@dataclass(frozen=True)
+class TileActivation:
+    """An activation as the unary and binary functions ``tile_map`` takes."""
+
+    forward: wp.Function  # z -> act(z)
+    gate: wp.Function  # (g, z) -> g act'(z): the upstream gradient back through it
 
 
-@wp.func
-def gate(g: float, z: float) -> float:
-    """Back through softplus: the upstream gradient times the slope at z."""
-    return g * softplus_slope(z, SOFTPLUS_BETA)
+@functools.cache
+def tile_activation(code: ActivationCode) -> TileActivation:
+    """``code``'s activation at its fixed scale (SOFTPLUS_BETA or SIREN_OMEGA0),
+    through :func:`~warpsdf.fields.mlp_core.activation` and
+    :func:`~warpsdf.fields.mlp_core.activation_slope` (compile-time constants
+    here, so the branch folds away). Built once per activation."""
+    c = int(code)
+    scale = float(ACTIVATION_SCALE[ActivationCode(code)])
+
+    @wp.func
+    def act_fixed(z: float) -> float:
+        """The activation of z at the fixed scale."""
+        return activation(z, scale, c)
+
+    @wp.func
+    def gate(g: float, z: float) -> float:
+        """Back through the activation: the upstream gradient times its slope at z."""
+        return g * activation_slope(z, scale, c)
+
+    return TileActivation(act_fixed, gate)
 
 
 @dataclass(frozen=True)
@@ -248,13 +284,14 @@ class TiledNetwork:
 
 
 @functools.cache
-def tiled_functions(width_p: int, block_dim: int) -> FieldFunctions:
+def tiled_functions(
+    width_p: int, block_dim: int, act: ActivationCode = ActivationCode.SOFTPLUS
+) -> FieldFunctions:
     """The collective field functions of the Fourier-feature MLP for one width
-    bucket and block size (built once; each bucket and block size is one set of
-    kernels)."""
-    net = tiled_network(width_p, block_dim, FOURIER)
+    bucket, block size and activation (built once; each is one set of kernels)."""
+    net = tiled_network(width_p, block_dim, FOURIER, act)
     return FieldFunctions(
-        f"mlp_tiled_w{width_p}_b{block_dim}",
+        f"mlp_tiled{_activation_tag(act)}_w{width_p}_b{block_dim}",
         net.sdf,
         fd_gradient(net.sdf),
         net.backward,
@@ -263,12 +300,26 @@ def tiled_functions(width_p: int, block_dim: int) -> FieldFunctions:
     )
 
 
+def _activation_tag(act: ActivationCode) -> str:
+    """The part of a kernel-cache name that tells the activation ("" for softplus,
+    whose kernels keep their names)."""
+    act = ActivationCode(act)
+    return "" if act is ActivationCode.SOFTPLUS else f"_{act.name.lower()}"
+
+
 @functools.cache
-def tiled_network(width_p: int, block_dim: int, encoding: Encoding) -> TiledNetwork:
+def tiled_network(
+    width_p: int,
+    block_dim: int,
+    encoding: Encoding,
+    act: ActivationCode = ActivationCode.SOFTPLUS,
+) -> TiledNetwork:
     """The collective functions of the network on ``encoding``'s features, for
-    one width bucket and block size. An encoding with parameters finds them in
-    the padded array at ``padded_size(width_p, layers)``; its backward gets
-    d L / d features = W_0^T dz_0 (one more tile product) per thread."""
+    one width bucket, block size and activation (:func:`tile_activation`; the
+    ``meta`` they are launched with must name the same one). An encoding with
+    parameters finds them in the padded array at ``padded_size(width_p,
+    layers)``; its backward gets d L / d features = W_0^T dz_0 (one more tile
+    product) per thread."""
     # tile shapes must be compile-time constants: closure ints
     WP = width_p
     B = block_dim
@@ -278,6 +329,9 @@ def tiled_network(width_p: int, block_dim: int, encoding: Encoding) -> TiledNetw
     tile_features = _tile_features(encoding)
     has_params = encoding.has_params
     encoding_backward = encoding.backward
+    tile_act = tile_activation(ActivationCode(act))
+    act_fixed = tile_act.forward
+    gate = tile_act.gate
 
     @wp.func
     def table_base(meta: wp.array(dtype=float)) -> int:
@@ -302,10 +356,10 @@ def tiled_network(width_p: int, block_dim: int, encoding: Encoding) -> TiledNetw
         layers = int(meta[2])
         X = wp.tile(tile_features(params, meta, x, table_base(meta)))  # (KI, B): a column each
         w0 = wp.tile_reshape(wp.tile_load(params, shape=(WK,), offset=(0,)), shape=(WP, KI))
-        a = wp.tile_map(softplus_fixed, wp.tile_matmul(w0, X))
+        a = wp.tile_map(act_fixed, wp.tile_matmul(w0, X))
         off = int(WK)
         for _l in range(layers - 1):
-            a = wp.tile_map(softplus_fixed, hidden_z(params, off, a))
+            a = wp.tile_map(act_fixed, hidden_z(params, off, a))
             off = off + WW + WP
         w_out = wp.tile_reshape(wp.tile_load(params, shape=(WP,), offset=(off,)), shape=(1, WP))
         out = wp.untile(wp.tile_matmul(w_out, a))  # (1,) per thread
@@ -322,10 +376,10 @@ def tiled_network(width_p: int, block_dim: int, encoding: Encoding) -> TiledNetw
         X = wp.tile(tile_features(params, meta, x, table_base(meta)))  # (KI, B)
         w0 = wp.tile_reshape(wp.tile_load(params, shape=(WK,), offset=(0,)), shape=(WP, KI))
         z0 = wp.tile_matmul(w0, X)
-        a = wp.tile_map(softplus_fixed, z0)
+        a = wp.tile_map(act_fixed, z0)
         off = int(WK)
         for _l in range(layers - 1):
-            a = wp.tile_map(softplus_fixed, hidden_z(params, off, a))
+            a = wp.tile_map(act_fixed, hidden_z(params, off, a))
             off = off + WW + WP
         # output layer: f = w_out . a + b_out
         adj_row = wp.tile_reshape(wp.tile(adj), shape=(1, B))
@@ -338,10 +392,10 @@ def tiled_network(width_p: int, block_dim: int, encoding: Encoding) -> TiledNetw
         # hidden layers, last to first
         for step in range(layers - 1):
             layer = layers - 1 - step
-            a_prev = wp.tile_map(softplus_fixed, z0)
+            a_prev = wp.tile_map(act_fixed, z0)
             off = int(WK)
             for _k in range(layer - 1):
-                a_prev = wp.tile_map(softplus_fixed, hidden_z(params, off, a_prev))
+                a_prev = wp.tile_map(act_fixed, hidden_z(params, off, a_prev))
                 off = off + WW + WP
             # layer l's W, loaded once for z and for the gradient passed down
             w = wp.tile_reshape(wp.tile_load(params, shape=(WW,), offset=(off,)), shape=(WP, WP))

@@ -47,6 +47,7 @@ from warpsdf.scene.schema import (
     CameraLayout,
     MarchGradient,
     MLPKernels,
+    ModelActivation,
     ModelInit,
     ModelKind,
     RaySampling,
@@ -419,6 +420,7 @@ def _model_problems(scene: Scene, problems: _Problems) -> None:
             "model.init",
             f"expected {choices} for kind = {m.kind.value}, got {m.init.value!r}{why}",
         )
+    _activation_problems(scene, problems)
     if m.init_radius >= bound:
         fail(
             "model.init_radius",
@@ -434,6 +436,24 @@ def _model_problems(scene: Scene, problems: _Problems) -> None:
             "model.kernels",
             f"tiled kernels take hidden <= {MAX_TILED_WIDTH}, got hidden = {m.hidden} "
             "(use auto or scalar)",
+        )
+
+
+def _activation_problems(scene: Scene, problems: _Problems) -> None:
+    """A sine activation (SIREN) is for kind = mlp, and has no sphere start."""
+    fail, m = problems.fail, scene.model
+    if m.activation is not ModelActivation.SINE:
+        return
+    if m.kind is not ModelKind.MLP:
+        fail(
+            "model.activation",
+            f"expected softplus for kind = {m.kind.value}, got 'sine' (sine is for kind = mlp)",
+        )
+    elif m.init is ModelInit.SPHERE:
+        fail(
+            "model.init",
+            "expected random | visual_hull with activation = sine, got 'sphere' (a SIREN "
+            "starts from its own initialisation: leave init unset or use random)",
         )
 
 

@@ -28,6 +28,7 @@ from warpsdf.scene.schema import (
     IMAGE_CAMERA_KEYS,
     KIND_DEFAULTS,
     CamerasConfig,
+    ModelActivation,
     ModelInit,
     ModelKind,
     Scene,
@@ -306,6 +307,8 @@ def _resolve_defaults(scene: Scene, source: Path) -> Scene:
     model = scene.model
     if model.init is None:
         init = ModelInit.GRID if model.kind is ModelKind.SPHERES else ModelInit.SPHERE
+        if model.kind is ModelKind.MLP and model.activation is ModelActivation.SINE:
+            init = ModelInit.RANDOM  # SIREN's initialisation: a sine net has no sphere start
         model = dataclasses.replace(model, init=init)
     if model.hash_max_resolution is None:  # about a cell per half pixel
         finest = max(2 * max(scene.cameras.resolution), model.hash_base_resolution)

@@ -166,10 +166,18 @@ class MLPKernels(StrEnum):
     TILED = "tiled"  # a block of points per tile matrix product (Warp's tile API)
 
 
+class ModelActivation(StrEnum):
+    """The hidden layers' activation of an MLP (fields/mlp_core.ActivationCode in kernels)."""
+
+    SOFTPLUS = "softplus"  # a smooth ReLU; starts as a sphere (geometric initialisation)
+    SINE = "sine"  # SIREN: sin(30 z); starts from SIREN's init, zero crossings anywhere
+
+
 class ModelInit(StrEnum):
     SPHERE = "sphere"  # mlp: geometric initialisation; grid: sampled; the SDF starts as a sphere
     # spheres: centres drawn uniformly inside the bound; mlp: no geometric
-    # initialisation (random weights: zero crossings anywhere, fields/mlp_core.random_init)
+    # initialisation (random weights: zero crossings anywhere, fields/mlp_core.random_init;
+    # with activation = sine, SIREN's initialisation)
     RANDOM = "random"
     GRID = "grid"  # spheres: centres on a regular grid inside the bound
     # grid (and hashgrid): the signed distance of the visual hull of the training
@@ -405,6 +413,13 @@ class ModelConfig:
     fourier_frequencies: int = _opt(
         6, "mlp: Fourier feature frequencies L", _upto(MAX_FREQUENCIES, ">= 0")
     )
+    activation: ModelActivation = _opt(
+        ModelActivation.SOFTPLUS,
+        f"mlp: the hidden layers' activation, {_choices(ModelActivation)}; sine: a SIREN "
+        "(sin(30 z), Sitzmann et al. 2020) starting from its own initialisation (init = "
+        "random, its default; not sphere), a field that oscillates with zero crossings "
+        "anywhere; usually with fourier_frequencies = 0",
+    )
     init: ModelInit | None = _opt(
         None,
         "mlp, grid, hashgrid: sphere | visual_hull (the signed distance of the training "
@@ -412,7 +427,7 @@ class ModelConfig:
         "regressed onto it before the first step; the fit then starts at its finest "
         "stage: coarse_to_fine is not used); mlp: also random (no geometric initialisation: "
         "zero crossings anywhere from the start); spheres: random | grid (default: sphere, "
-        "grid for spheres)",
+        "grid for spheres, random for an mlp with activation = sine)",
     )
     init_radius: float = _opt(0.5, "world units; initial sphere radius", "> 0")
     count: int = _opt(2, "spheres: number of spheres", _upto(MAX_SPHERES))
