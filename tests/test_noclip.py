@@ -49,12 +49,21 @@ def test_clip_back_leaves_nothing_outside(device):
 
 
 def test_random_init_has_zero_crossings_beyond_the_bound(device):
-    """model.init = "random" (no geometric initialisation) starts with surfaces
-    outside the bound; the sphere init starts with none."""
-    for init, expect_outside in (("random", True), ("sphere", False)):
-        scene = load_scene(NOCLIP, [*SMALL, f"model.init={init}"])
+    """model.init = "random" (no geometric initialisation: the shipped SIREN's,
+    or a softplus network's) starts with surfaces beyond the bound: the field
+    takes both signs between 1.2 and 3 bound radii. The sphere init is
+    positive everywhere there."""
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(4000, 3))
+    points *= rng.uniform(1.2, 3.0, (4000, 1)) / np.linalg.norm(points, axis=1, keepdims=True)
+    softplus = ("model.activation=softplus", "model.fourier_frequencies=6")
+    starts = (((), True), (("model.init=random", *softplus), True),
+              (("model.init=sphere", *softplus), False))  # fmt: skip
+    for sets, expect_crossings in starts:
+        scene = load_scene(NOCLIP, [*SMALL, *sets])
         fitter = Fitter.from_scene(scene, device)
-        assert (outside_share(fitter.field, scene, 0.0, 24) > 0.0) is expect_outside, init
+        values = fitter.field.values(points * scene.march.bound_radius)
+        assert bool((values < 0).any() and (values > 0).any()) is expect_crossings, sets
 
 
 @pytest.mark.slow

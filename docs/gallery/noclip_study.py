@@ -42,19 +42,18 @@ class Row:
     clip_back: bool = False  # march.clip_back
     gradient: str = "implicit"  # march.gradient
     activation: str = "softplus"  # model.activation
+    frequencies: int = 6  # model.fourier_frequencies (a SIREN takes the coordinates: 0)
 
     def overrides(self) -> list[str]:
-        sets = [
+        return [
             f"model.init={self.init}", f"supervision.background={self.background}",
             SIL if self.mask_term else XYZ, f"march.clip_back={str(self.clip_back).lower()}",
-            f"march.gradient={self.gradient}",
+            f"march.gradient={self.gradient}", f"model.activation={self.activation}",
+            f"model.fourier_frequencies={self.frequencies}",
         ]  # fmt: skip
-        if self.activation != "softplus":  # the scene's default
-            sets.append(f"model.activation={self.activation}")
-        return sets
 
     def cells(self) -> list[str]:
-        network = self.init if self.activation == "softplus" else f"{self.init}, {self.activation}"
+        network = f"{self.init}, {self.activation}, L = {self.frequencies}"
         mask = "yes" if self.mask_term else "no"
         return [network, self.background, mask, self.gradient, str(self.clip_back).lower()]
 
@@ -78,10 +77,15 @@ ROWS = {
     "random_black_unrolled": Row(gradient="unrolled"),
     "random_backdrop_unrolled": Row(background="backdrop", gradient="unrolled"),
     # hypothesis 4's other network: a SIREN
-    "siren_none": Row(activation="sine", background="none"),
-    "siren_black": Row(activation="sine"),
-    "siren_black_unrolled": Row(activation="sine", gradient="unrolled"),
-    "siren_black_clipped": Row(activation="sine", clip_back=True),
+    "siren_none": Row(activation="sine", background="none", frequencies=0),
+    "siren_black": Row(activation="sine", frequencies=0),
+    "siren_backdrop": Row(activation="sine", background="backdrop", frequencies=0),
+    "siren_black_xyz_only": Row(activation="sine", mask_term=False, frequencies=0),
+    "siren_black_xyz_only_clipped": Row(
+        activation="sine", mask_term=False, clip_back=True, frequencies=0
+    ),
+    "siren_black_unrolled": Row(activation="sine", gradient="unrolled", frequencies=0),
+    "siren_black_clipped": Row(activation="sine", clip_back=True, frequencies=0),
 }
 
 
