@@ -1,7 +1,8 @@
 """Fit throughput: iterations/s, rays/s, the per-phase split, peak memory and
-the FLOP floor of two fits (see warpsdf/bench/cases.py for the cases).
+the FLOP floor of the fit cases (warpsdf/bench/cases.py: spheres, spheres16,
+mlp, noclip, noclip_unrolled).
 
-    python -m benchmarks.fit [--device cpu|cuda|all] [--case spheres|spheres16|mlp] [--iterations N]
+    python -m benchmarks.fit [--device cpu|cuda|all] [--case NAME]... [--iterations N]
                              [--peak-gflops G] [--override section.key=value]...
 
 One JSON object per (case, device) line.

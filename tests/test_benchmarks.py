@@ -33,7 +33,7 @@ def test_fit_benchmark_reports_split_work_and_floor(capsys):
             "--override", "optim.eikonal_samples=8"]  # fmt: skip
     assert fit_bench.main(args) == 0
     out = {line["case"]: line for line in lines(capsys)}
-    assert set(out) == {"mlp", "spheres", "spheres16"}
+    assert set(out) == {"mlp", "spheres", "spheres16", "noclip", "noclip_unrolled"}
     for line in out.values():
         assert line["resolution"] == [8, 8] and line["rays_per_iteration"] == line["views"] * 64
         assert line["iterations_per_s"] > 0 and line["rays_per_s"] > 0
@@ -45,10 +45,16 @@ def test_fit_benchmark_reports_split_work_and_floor(capsys):
         assert line["gflop_per_iteration"] > 0 and line["floor_ms"] > 0
         assert line["measured_over_floor"] > 1  # nothing beats the floor
         assert line["profiled_ms_per_iteration"] > 0 and line["graph"] is False  # CPU default
-        assert line["polish"] == "none"  # silhouette-only fits march without the polish
-        assert 0 < line["backward_ray_share"] <= 1
+        # silhouette-only fits and unrolled marches march without the polish
+        assert line["polish"] == ("newton" if line["case"] == "noclip" else "none")
+        # an unrolled march's backward goes through its samples, not the rays' values
+        assert 0 < line["backward_ray_share"] <= 1 or line["case"] == "noclip_unrolled"
     assert out["mlp"]["kernels"] == "tiled" and out["mlp"]["block_dim"] == 1  # the CPU default
     assert out["mlp"]["gflop_per_iteration"] > out["spheres"]["gflop_per_iteration"]
+    # the naive marcher: a spatial gradient and a backward at each of the samples it swept
+    naive, implicit = out["noclip_unrolled"], out["noclip"]
+    assert naive["gradient"] == "unrolled" and implicit["gradient"] == "implicit"
+    assert naive["unrolled_samples_per_ray"] > 0 and "unrolled_samples_per_ray" not in implicit
 
 
 def test_empty_space_measurement_prints_json_lines(capsys):

@@ -45,6 +45,13 @@ FIT_CASES: dict[str, tuple[str, list[str]]] = {
             "optim.batch_rays=0",
         ],
     ),
+    # the missing back wall (a SIREN on one XYZ view at 64x64, every ray), and the
+    # same with gradients through every march step: the naive marcher's cost
+    "noclip": ("two_spheres_xyz_noclip.toml", ["optim.batch_rays=0"]),
+    "noclip_unrolled": (
+        "two_spheres_xyz_noclip.toml",
+        ["optim.batch_rays=0", "march.gradient=unrolled"],
+    ),
 }
 
 

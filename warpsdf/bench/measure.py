@@ -140,6 +140,8 @@ def bench_fit(
     fitter.profile = True
     phases: dict[str, list[float]] = {}
     evals, backward_rays = [], []
+    unrolled = fitter.buffers.unrolled  # march.gradient = "unrolled": every step's samples
+    swept, swept_backward = [], []
     profiled = time.perf_counter()
     for _ in range(iterations):
         fitter.steps(1)
@@ -148,6 +150,9 @@ def bench_fit(
         evals.append(int(fitter.buffers.hits.evals.numpy().sum()))
         # the field's backward skips rays whose adjoint is 0 (losses.SOFT_MASK_FLOOR)
         backward_rays.append(int(np.count_nonzero(fitter.buffers.values.grad.numpy())))
+        if unrolled is not None:  # the sweep's gradients, and the backward of its samples
+            swept.append(int(unrolled.count.numpy().sum()))
+            swept_backward.append(int(np.count_nonzero(unrolled.weights.numpy())))
     profiled = (time.perf_counter() - profiled) / iterations
     fwd, bwd = eval_flops(fitter.field)
     eikonal = 4 * scene.optim.eikonal_samples if fitter.w_eikonal > 0 else 0
@@ -159,6 +164,9 @@ def bench_fit(
     march_evals = float(np.mean(evals))
     taped_backward = float(np.mean(backward_rays)) + eikonal
     flops = (march_evals + taped_forward) * fwd + taped_backward * bwd
+    if unrolled is not None:  # the reverse sweep: a spatial gradient and a backward a sample
+        grad_cost = fitter.field.functions.grad_cost
+        flops += float(np.mean(swept)) * grad_cost * fwd + float(np.mean(swept_backward)) * bwd
     peak = peak_fp32(device, peak_gflops)
     line = {
         "benchmark": "fit",
@@ -171,6 +179,7 @@ def bench_fit(
         "rays_per_iteration": fitter.batch,
         "max_steps": scene.march.max_steps,
         "polish": polish.name.lower(),
+        "gradient": scene.march.gradient.value,
         "device": device,
         "device_name": device_name(device),
         "warp_version": wp.__version__,
@@ -183,6 +192,11 @@ def bench_fit(
         "graph": bool(fitter.use_graph),
         "march_evals_per_ray": round(march_evals / fitter.batch, 2),
         "backward_ray_share": round(float(np.mean(backward_rays)) / fitter.batch, 3),
+        **(
+            {"unrolled_samples_per_ray": round(float(np.mean(swept)) / fitter.batch, 2)}
+            if unrolled is not None
+            else {}
+        ),
         "gflop_per_iteration": round(flops / 1e9, 4),
         "peak_memory_mb": round(peak_memory_bytes(device) / 2**20, 1),
     }
