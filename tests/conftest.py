@@ -46,3 +46,12 @@ def assert_user_error(result, *needles: str) -> str:
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
     return lines[0]
+
+
+@pytest.fixture
+def cpu_blocks():
+    """Real thread blocks on the CPU (Warp's cooperative fibers), for this test only."""
+    before = wp.config.enable_cpu_blocks
+    wp.config.enable_cpu_blocks = True
+    yield
+    wp.config.enable_cpu_blocks = before

@@ -131,6 +131,28 @@ def mlp_numpy(params, frequencies: int, width: int, layers: int, x: np.ndarray,
     return a @ p[offset : offset + width] + p[offset + width]
 
 
+def central_differences(loss, theta: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    """The gradient of a float64 ``loss(theta)`` by central differences, one
+    parameter at a time (effectively exact for the float64 references)."""
+    theta = np.asarray(theta, np.float64)
+    out = np.empty_like(theta)
+    for j in range(theta.size):
+        tp, tm = theta.copy(), theta.copy()
+        tp[j] += h
+        tm[j] -= h
+        out[j] = (loss(tp) - loss(tm)) / (2 * h)
+    return out
+
+
+def mlp_param_grad_numpy(
+    params, dims: tuple[int, int, int], x: np.ndarray, adj: np.ndarray,
+    activation: ActivationCode = ActivationCode.SOFTPLUS,
+) -> np.ndarray:  # fmt: skip
+    """d sum_i adj_i f(x_i) / d params of the float64 reference (:func:`mlp_numpy`).
+    ``dims``: (frequencies, width, layers)."""
+    return central_differences(lambda p: adj @ mlp_numpy(p, *dims, x, activation), params)
+
+
 def mlp_groups(frequencies: int, width: int, layers: int) -> dict[str, slice]:
     """The parameter slices of each layer: weights and biases, Fourier weights apart."""
     n_in = num_inputs(frequencies)

@@ -23,7 +23,14 @@ import pytest
 import warp as wp
 
 from tests.conftest import SCENES, assert_user_error, cli
-from tests.helpers import param_grad, random_points, spatial_grad, unit, weighted_sum
+from tests.helpers import (
+    central_differences,
+    param_grad,
+    random_points,
+    spatial_grad,
+    unit,
+    weighted_sum,
+)
 from warpsdf.fields.hash_encoding import (
     HASH_PRIMES,
     HashGridSpec,
@@ -275,17 +282,7 @@ GRAD_SCENARIOS = [
 
 def exact_param_grad(params, spec, x, adj, active) -> np.ndarray:
     """d/dθ sum_i adj_i f(x_i) by float64 central differences of the reference."""
-    theta = params.astype(np.float64)
-    h = 1e-6
-    out = np.empty_like(theta)
-    for j in range(theta.size):
-        tp, tm = theta.copy(), theta.copy()
-        tp[j] += h
-        tm[j] -= h
-        out[j] = (
-            adj @ (field_numpy(tp, spec, x, active) - field_numpy(tm, spec, x, active)) / (2 * h)
-        )
-    return out
+    return central_differences(lambda p: adj @ field_numpy(p, spec, x, active), params)
 
 
 @pytest.mark.parametrize("sc", GRAD_SCENARIOS, ids=lambda s: s.id)
@@ -363,15 +360,6 @@ def test_inactive_levels_change_nothing():
     w0 = w0.reshape(SMALL.width, SMALL.n_in)
     assert not g[first : SMALL.table_size].any() and not w0[:, SMALL.features :].any()
     assert w0[:, : SMALL.features].any()
-
-
-@pytest.fixture
-def cpu_blocks():
-    """Real thread blocks on the CPU (Warp's cooperative fibers), for this test only."""
-    before = wp.config.enable_cpu_blocks
-    wp.config.enable_cpu_blocks = True
-    yield
-    wp.config.enable_cpu_blocks = before
 
 
 def test_tiled_matches_scalar_in_blocks(cpu_blocks):

@@ -25,6 +25,7 @@ import pytest
 from tests.helpers import (
     mlp_groups,
     mlp_numpy,
+    mlp_param_grad_numpy,
     param_grad,
     random_points,
     spatial_grad,
@@ -182,13 +183,7 @@ def test_mlp_parameter_gradient(device, sc: MLPScenario):
     # reference (effectively exact): only float32 accumulation is left
     theta = params.astype(np.float64)
     dims = (sc.frequencies, sc.width, sc.layers)
-    h = 1e-6
-    exact = np.empty_like(theta)
-    for j in range(theta.size):
-        tp, tm = theta.copy(), theta.copy()
-        tp[j] += h
-        tm[j] -= h
-        exact[j] = adj @ (mlp_numpy(tp, *dims, x) - mlp_numpy(tm, *dims, x)) / (2 * h)
+    exact = mlp_param_grad_numpy(theta, dims, x, adj)
     np.testing.assert_allclose(got, exact, rtol=1e-4, atol=1e-5 * np.abs(exact).max())
 
     # directional differences of Warp's own float32 forward along random v

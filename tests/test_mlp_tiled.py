@@ -30,15 +30,6 @@ from warpsdf.march import march
 from warpsdf.scene import MarchConfig, MLPKernels, load_scene
 
 
-@pytest.fixture
-def cpu_blocks():
-    """Real thread blocks on the CPU (Warp's cooperative fibers), for this test only."""
-    before = wp.config.enable_cpu_blocks
-    wp.config.enable_cpu_blocks = True
-    yield
-    wp.config.enable_cpu_blocks = before
-
-
 def padded_numpy(params: np.ndarray, frequencies: int, width: int, layers: int,
                  pad_bias: float = PAD_BIAS) -> np.ndarray:  # fmt: skip
     """The padded layout of the module docstring, built independently; padded

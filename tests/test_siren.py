@@ -32,6 +32,7 @@ from tests.conftest import SCENES, assert_user_error, cli
 from tests.helpers import (
     mlp_groups,
     mlp_numpy,
+    mlp_param_grad_numpy,
     param_grad,
     random_points,
     spatial_grad,
@@ -66,15 +67,6 @@ def no_init_scene(tmp_path):
     path = tmp_path / "no_init.toml"
     path.write_text("\n".join(line for line in lines if not line.startswith("init =")))
     return path
-
-
-@pytest.fixture
-def cpu_blocks():
-    """Real thread blocks on the CPU (Warp's cooperative fibers), for this test only."""
-    before = wp.config.enable_cpu_blocks
-    wp.config.enable_cpu_blocks = True
-    yield
-    wp.config.enable_cpu_blocks = before
 
 
 def siren_params(frequencies: int, width: int, layers: int, seed: int) -> np.ndarray:
@@ -171,18 +163,8 @@ def test_sine_parameter_gradient(device, sc: SineScenario):
     adj = rng.normal(size=len(x))
     got = param_grad(field, x, adj)
 
-    theta = params.astype(np.float64)
     dims = (sc.frequencies, sc.width, sc.layers)
-    h = 1e-6
-
-    def loss(p):
-        return float(adj @ mlp_numpy(p, *dims, x, ActivationCode.SINE))
-
-    exact = np.empty_like(theta)
-    for j in range(theta.size):
-        e = np.zeros_like(theta)
-        e[j] = h
-        exact[j] = (loss(theta + e) - loss(theta - e)) / (2 * h)
+    exact = mlp_param_grad_numpy(params, dims, x, adj, ActivationCode.SINE)
     scale = np.abs(exact).max()
     for name, index in mlp_groups(*dims).items():  # every layer's weights and biases
         err = np.abs(got[index] - exact[index]).max()
