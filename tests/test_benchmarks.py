@@ -9,6 +9,7 @@ from benchmarks import __main__ as suite
 from benchmarks import empty_space
 from benchmarks import fit as fit_bench
 from benchmarks import render as render_bench
+from warpsdf.bench import FIT_CASES
 
 SPLIT = {"draw", "march", "forward", "backward", "readback", "optimizer"}
 
@@ -76,7 +77,8 @@ def test_empty_space_measurement_prints_json_lines(capsys):
 def test_suite_quick_mode_runs(capsys):
     assert suite.main(["--device", "cpu", "--quick"]) == 0
     out = lines(capsys)
-    assert {line["benchmark"] for line in out} == {"render_shaded", "fit"} and len(out) == 6
+    assert {line["benchmark"] for line in out} == {"render_shaded", "fit"}
+    assert [line["case"] for line in out if line["benchmark"] == "fit"] == sorted(FIT_CASES)
 
 
 def test_warpsdf_bench_command():
