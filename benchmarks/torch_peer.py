@@ -29,7 +29,14 @@ from warpsdf.fit import Fitter, learning_rate, mask_alpha
 from warpsdf.fit.staging import flatten_targets
 from warpsdf.losses import MIN_GRAD_DOT_DIR, SOFT_MASK_CUT
 from warpsdf.march import FAR_SDF, NOCLIP_EXTRA_BOUNDS, POLISH_STEPS, Polish, polish_for
-from warpsdf.scene import ModelActivation, ModelKind, Scene, SupervisionMode
+from warpsdf.scene import (
+    Background,
+    MarchGradient,
+    ModelActivation,
+    ModelKind,
+    Scene,
+    SupervisionMode,
+)
 
 
 class SphereSet(torch.nn.Module):
@@ -79,12 +86,25 @@ class FourierMLP(torch.nn.Module):
         return h @ self.params[o : o + self.width] + self.params[o + self.width]
 
 
+def peer_problem(scene: Scene) -> str:
+    """What of ``scene`` the peer does not implement ("" when it does it all):
+    the missing-back-wall study's whole-image xyz term and unrolled march."""
+    if scene.supervision.background is not Background.NONE:
+        return f"supervision.background = {scene.supervision.background.value!r}"
+    if scene.march.gradient is not MarchGradient.IMPLICIT:
+        return f"march.gradient = {scene.march.gradient.value!r}"
+    return ""
+
+
 class TorchPeer:
     """The peer fit, initialised from a warpsdf :class:`Fitter` (same scene,
     targets, cameras, initial parameters and random draws)."""
 
     def __init__(self, fitter: Fitter, device: str = "cpu"):
         self.scene: Scene = fitter.scene
+        unsupported = peer_problem(self.scene)
+        if unsupported:
+            raise ValueError(f"the PyTorch peer does not do {unsupported}")
         self.device = torch.device(device)
         m = self.scene.model
         params = fitter.field.params.numpy().copy()

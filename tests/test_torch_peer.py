@@ -83,3 +83,16 @@ def test_peer_benchmark_prints_json(capsys):
     (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert line["warpsdf_ms_per_iteration"] > 0 and line["torch_ms_per_iteration"] > 0
     assert line["speedup_over_torch"] > 0 and line["torch_version"]
+
+
+def test_peer_refuses_what_it_does_not_implement(device):
+    """The missing back wall's whole-image xyz term and unrolled march have no
+    peer: it says so in one line rather than timing another computation."""
+    noclip = SCENES / "two_spheres_xyz_noclip.toml"
+    small = ["cameras.resolution=[8, 8]"]
+    for sets, key in (([], "supervision.background"),
+                      (["supervision.background=none", "march.gradient=unrolled"],
+                       "march.gradient")):  # fmt: skip
+        fitter = Fitter.from_scene(load_scene(noclip, [*small, *sets]), device)
+        with pytest.raises(ValueError, match=key):
+            TorchPeer(fitter)

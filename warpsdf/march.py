@@ -25,8 +25,9 @@ of the missing-back-wall study) asks the march to keep every sample
 is then differentiated through each step by a reverse sweep of its own
 (:func:`unrolled_sweep_kernel`, :func:`record_unrolled`), because Warp does not
 replay the march's dynamic loop on the tape. Such a march is not polished,
-and with an open back wall it has no far limit but its step budget: a ray
-that steps past ``NOCLIP_EXTRA_BOUNDS`` ends where its last step put it.
+and with an open back wall a ray that steps past the far limit
+(``NOCLIP_EXTRA_BOUNDS``) ends where that step put it, not clamped back to
+the limit (whose distance would be a constant).
 
 Whether a ray enters the bound is explicit: ``min_sdf`` is ``FAR_SDF`` (+inf)
 exactly for the rays that never enter it, a value no ray inside can report
@@ -231,8 +232,8 @@ def march_kernel(functions: FieldFunctions) -> wp.Kernel:
                         active = 0
                         passed = 1
         # where a miss ends: at the far limit, except in an unrolled march with an
-        # open back wall, which has no limit but its steps (the naive marcher):
-        # there a ray that passed it ends where its last step put it
+        # open back wall (the naive marcher, which has no wall): there a ray that
+        # stepped past the far limit ends where that step put it, not clamped back
         t_end = wp.min(t, t_far)
         if record_steps == 1 and tid < count:
             # the samples whose values sum to the end point's distance: a hit's
@@ -365,6 +366,14 @@ class UnrolledSteps:
             max_steps=max_steps,
         )
 
+    def check(self, rays: int, max_steps: int) -> None:
+        """Raise unless these arrays hold ``rays`` rays of ``max_steps`` samples."""
+        if self.max_steps != max_steps or self.count.shape[0] < rays:
+            raise ValueError(
+                f"UnrolledSteps hold {self.count.shape[0]} rays of {self.max_steps} samples; "
+                f"this march has {rays} rays of {max_steps}"
+            )
+
     def launch_args(self) -> list:
         """The march kernel's last three arguments: record, then the two arrays."""
         return [1, self.points, self.count]
@@ -385,10 +394,10 @@ def march(
     keeps every sample for :func:`record_unrolled`."""
     n = origins.shape[0]
     out = out or RayHits.allocate(n, field.device)
-    if steps is not None and steps.max_steps != config.max_steps:
-        raise ValueError("UnrolledSteps were allocated for another max_steps")
-    if steps is not None and polish is not Polish.NONE:
-        raise ValueError("an unrolled march ends where its last step put it: Polish.NONE")
+    if steps is not None:
+        steps.check(n, config.max_steps)
+        if polish is not Polish.NONE:
+            raise ValueError("an unrolled march ends where its last step put it: Polish.NONE")
     # not recording: the kernel leaves its step arrays alone, so any of their
     # types will do (no allocation, which a captured graph could not replay)
     step_args = [0, out.points, out.evals] if steps is None else steps.launch_args()
@@ -476,6 +485,7 @@ def unrolled_backward(field: Field, directions: wp.array, steps: UnrolledSteps,
     (:func:`unrolled_sweep_kernel`), then the field's own parameter backward
     at the samples, weighted by their adjoints."""
     n = directions.shape[0]
+    steps.check(n, steps.max_steps)
     field.functions.launch(
         unrolled_sweep_kernel(field.functions),
         n,

@@ -232,14 +232,15 @@ def view_size_problems(scene: Scene, sizes: Sequence[tuple[int, int]]) -> list[t
         )
     if scene.march.gradient is MarchGradient.UNROLLED:
         kept = batch * scene.march.max_steps  # every sample of every ray of a step
-        if kept > MAX_INDEX or step + kept * BYTES_PER_UNROLLED_SAMPLE > MEMORY_BUDGET:
+        planned = step + slots * per_slot + kept * BYTES_PER_UNROLLED_SAMPLE
+        if kept > MAX_INDEX or planned > MEMORY_BUDGET:
             problems.append(
                 (
                     "march.max_steps",
                     f'march.gradient = "unrolled" keeps every sample of a step\'s {batch:,} '
-                    f"rays: {scene.march.max_steps} steps each are {kept:,} samples "
-                    f"({_gib(kept * BYTES_PER_UNROLLED_SAMPLE)}); lower march.max_steps or "
-                    "optim.batch_rays",
+                    f"rays: {scene.march.max_steps} steps each are {kept:,} samples, "
+                    f"{_gib(planned)} planned in all; expected at most {MAX_INDEX:,} samples "
+                    f"and {_gib(MEMORY_BUDGET)}: lower march.max_steps or optim.batch_rays",
                 )
             )
     return problems
@@ -397,6 +398,13 @@ def _supervision_problems(scene: Scene, problems: _Problems) -> None:
         fail(
             "supervision.background",
             f"{s.background.value!r} is a target for the xyz term: add xyz to supervision.mode",
+        )
+    points = {SupervisionMode.XYZ, SupervisionMode.DEPTH}
+    if scene.march.gradient is MarchGradient.UNROLLED and not points & set(s.mode):
+        fail(
+            "march.gradient",
+            "'unrolled' differentiates where rays end, which only the xyz and depth terms "
+            "read: add xyz or depth to supervision.mode",
         )
 
 

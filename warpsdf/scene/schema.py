@@ -128,8 +128,9 @@ class MarchGradient(StrEnum):
 
     # the hit point alone, re-expressed implicitly (IDR); a miss's end has none
     IMPLICIT = "implicit"
-    # through every sphere-tracing step (a naive differentiable marcher): every
-    # ray's end, hit or not, trains the field at each sample it stepped on
+    # through every sphere-tracing step (a naive differentiable marcher): a hit's
+    # end, and with supervision.background a miss's too, trains the field at each
+    # sample it stepped on
     UNROLLED = "unrolled"
 
 
