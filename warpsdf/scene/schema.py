@@ -489,10 +489,11 @@ class MarchConfig:
     gradient: MarchGradient = _opt(
         MarchGradient.IMPLICIT,
         "implicit | unrolled: how the fit differentiates where a ray's march ended: the "
-        "hit point alone (implicit), or through every step, so every ray's end, a miss's "
-        "too, trains the field where it stepped (unrolled: the naive differentiable "
-        "marcher of the missing-back-wall study; hits are not polished, and with "
-        "supervision.background a miss's end point, clipped, meets the target pixel)",
+        "hit point alone (implicit), or through every step, training the field at each "
+        "sample the ray stepped on (unrolled: the naive differentiable marcher of the "
+        "missing-back-wall study; hits are not polished, and with supervision.background a "
+        "miss's end point, clipped, meets the target pixel too); needs xyz or depth in "
+        "supervision.mode",
     )
 
 
