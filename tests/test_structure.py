@@ -108,7 +108,7 @@ LAYERS = {
     "scene": 2,
     "camera": 3, "fields": 3, "templates": 3,
     "march": 4,
-    "render": 5, "losses": 5, "export": 5,
+    "render": 5, "losses": 5, "export": 5, "unrolled": 5,
     "targets": 6,
     "metrics": 7, "viewing": 7, "carve": 7,
     "fit": 8,

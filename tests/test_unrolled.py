@@ -2,7 +2,7 @@
 naive differentiable marcher of the missing-back-wall study, issue 13).
 
 The end distance of a ray is t_K = t_0 + sum_k f(x_k; theta); the reverse
-sweep (:func:`warpsdf.march.unrolled_backward`) must give its exact derivative,
+sweep (:func:`warpsdf.unrolled.unrolled_backward`) must give its exact derivative,
 checked here against central differences of whole marches, for a field whose
 spatial gradient is closed-form (the sphere set) and for the MLP on both sets of
 kernels (finite-difference spatial gradient, tiled backward)."""
@@ -18,15 +18,9 @@ from warpsdf.fields.mlp import MLPField
 from warpsdf.fields.mlp_core import random_init
 from warpsdf.fields.spheres import SphereSetField
 from warpsdf.fit import Fitter
-from warpsdf.march import (
-    Polish,
-    UnrolledSteps,
-    march,
-    polish_for,
-    record_unrolled,
-    unrolled_backward,
-)
+from warpsdf.march import Polish, UnrolledSteps, march, polish_for
 from warpsdf.scene import MarchConfig, MarchGradient, MLPKernels, SupervisionConfig, load_scene
+from warpsdf.unrolled import record_unrolled, unrolled_backward
 
 NOCLIP = SCENES / "two_spheres_xyz_noclip.toml"
 

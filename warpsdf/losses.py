@@ -14,7 +14,7 @@ Terms (index into the ``terms`` array, unweighted, each a mean):
     XYZ image's range), b black (-1, -1, -1) or the ray's exit point on the
     bound's back wall (backdrop). Those rays then leave the silhouette term.
     With ``march.gradient = "unrolled"`` x(theta) is differentiated through
-    every march step instead (march.record_unrolled), and with a background
+    every march step instead (unrolled.record_unrolled), and with a background
     a predicted miss's end point, clipped, meets its target pixel too;
   2 depth: |t(theta) - t*| on rays both hit;
   3 eikonal: (|grad f| - 1)^2 at random points, grad f by finite differences;
@@ -157,7 +157,7 @@ def ray_loss_kernel(
     directions: wp.array(dtype=wp.vec3),  # (R,) unit ray directions
     end_points: wp.array(dtype=wp.vec3),  # (R,) where each march ended (RayHits.points)
     end_dt: wp.array(dtype=float),  # (R,) GradientCode.UNROLLED: the end distance's change
-    # with the parameters (value 0, march.record_unrolled); differentiable
+    # with the parameters (value 0, unrolled.record_unrolled); differentiable
     hit_t: wp.array(dtype=float),  # (R,) predicted hit distance, -1 = miss (from the march)
     min_sdf: wp.array(dtype=float),  # (R,) FAR_SDF (+inf) marks rays that miss the bound
     grad_dot_dir: wp.array(dtype=float),  # (R,) grad f(x0) . d at the hit (from the march)

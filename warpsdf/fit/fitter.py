@@ -74,9 +74,10 @@ from warpsdf.losses import (
     sample_values,
     silhouette_loss_code,
 )
-from warpsdf.march import RayHits, UnrolledSteps, gradient_code, march, polish_for, record_unrolled
+from warpsdf.march import RayHits, UnrolledSteps, gradient_code, march, polish_for
 from warpsdf.scene import MarchGradient, Scene, SupervisionMode, size_problems
 from warpsdf.targets import Target, TargetView, build_target, target_views
+from warpsdf.unrolled import record_unrolled
 
 
 def check_sizes(scene: Scene, cameras: list[Camera]) -> None:
