@@ -35,12 +35,18 @@ def camera_rays(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarra
     return origins.astype(np.float32), dirs.astype(np.float32)
 
 
-def end_distances(field, origins, dirs, config) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each ray's end distance (unpolished march), and its hit flag and sample count."""
+def recorded_march(field, origins, dirs, config: MarchConfig):
+    """An unrolled march of the rays: (directions on the device, its
+    UnrolledSteps, its RayHits)."""
     o = wp.array(origins, dtype=wp.vec3, device=field.device)
     d = wp.array(dirs, dtype=wp.vec3, device=field.device)
     steps = UnrolledSteps.allocate(len(origins), config.max_steps, field.device)
-    hits = march(field, o, d, config, polish=Polish.NONE, steps=steps)
+    return d, steps, march(field, o, d, config, polish=Polish.NONE, steps=steps)
+
+
+def end_distances(field, origins, dirs, config) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each ray's end distance (unpolished march), and its hit flag and sample count."""
+    _d, steps, hits = recorded_march(field, origins, dirs, config)
     t = np.einsum("ij,ij->i", hits.points.numpy() - origins, dirs).astype(np.float64)
     return t, hits.hit_t.numpy() >= 0.0, steps.count.numpy()
 
@@ -72,10 +78,7 @@ def check_unrolled_gradient(field, config: MarchConfig, seed: int, rays: int = 2
     want = (t_plus - t_minus)[summed] / (2.0 * eps)
 
     # the march again at theta, recording its samples, then a sweep per ray
-    o = wp.array(origins, dtype=wp.vec3, device=field.device)
-    d = wp.array(dirs, dtype=wp.vec3, device=field.device)
-    steps = UnrolledSteps.allocate(rays, config.max_steps, field.device)
-    march(field, o, d, config, polish=Polish.NONE, steps=steps)
+    d, steps, _hits = recorded_march(field, origins, dirs, config)
     got = []
     for r in np.flatnonzero(summed):
         field.params.grad.zero_()
@@ -119,10 +122,7 @@ def test_sweep_weights_follow_the_recurrence(device):
     field = SphereSetField(centers, radii, 0.0, device=device)
     origins, dirs = camera_rays(rng, 16)
     config = MarchConfig(max_steps=8)
-    o = wp.array(origins, dtype=wp.vec3, device=device)
-    d = wp.array(dirs, dtype=wp.vec3, device=device)
-    steps = UnrolledSteps.allocate(16, 8, device)
-    march(field, o, d, config, polish=Polish.NONE, steps=steps)
+    d, steps, _hits = recorded_march(field, origins, dirs, config)
     adj = rng.uniform(0.5, 2.0, 16)
     field.params.grad.zero_()
     unrolled_backward(field, d, steps, wp.array(adj.astype(np.float32), dtype=float, device=device))
@@ -189,16 +189,7 @@ def test_record_unrolled_on_a_tape(device):
     )
     origins, dirs = camera_rays(rng, 16)
     config = MarchConfig(max_steps=12, clip_back=False)
-    d = wp.array(dirs, dtype=wp.vec3, device=device)
-    steps = UnrolledSteps.allocate(16, 12, device)
-    march(
-        field,
-        wp.array(origins, dtype=wp.vec3, device=device),
-        d,
-        config,
-        polish=Polish.NONE,
-        steps=steps,
-    )
+    d, steps, _hits = recorded_march(field, origins, dirs, config)
     adj = wp.array(rng.normal(size=16).astype(np.float32), dtype=float, device=device)
     end_dt = wp.full(16, 5.0, dtype=float, device=device, requires_grad=True)
     loss = wp.zeros(1, dtype=float, device=device, requires_grad=True)
@@ -247,10 +238,7 @@ def test_unrolled_sweep_with_thread_blocks(device, request):
     for block_dim in (1, None if wp.get_device(device).is_cuda else 4):
         field = MLPField(params, 1, 16, 2, device=device, kernels=MLPKernels.TILED,
                          block_dim=block_dim)  # fmt: skip
-        o = wp.array(origins, dtype=wp.vec3, device=device)
-        d = wp.array(dirs, dtype=wp.vec3, device=device)
-        steps = UnrolledSteps.allocate(19, 10, device)
-        march(field, o, d, config, polish=Polish.NONE, steps=steps)
+        d, steps, _hits = recorded_march(field, origins, dirs, config)
         field.params.grad.zero_()
         unrolled_backward(field, d, steps, adj)
         results.append((steps.count.numpy(), steps.points.numpy(), field.params.grad.numpy()))

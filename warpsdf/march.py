@@ -48,7 +48,7 @@ import numpy as np
 import warp as wp
 
 from warpsdf.fields.base import Field, FieldFunctions
-from warpsdf.scene import MarchConfig, MarchGradient, SupervisionConfig, SupervisionMode
+from warpsdf.scene import POINT_MODES, MarchConfig, MarchGradient, SupervisionConfig
 
 # How far past the back wall a ray may march with clip_back = false, in bound radii.
 NOCLIP_EXTRA_BOUNDS = 4.0
@@ -120,10 +120,9 @@ def polish_for(
     of misses and hit/miss alone (:func:`warpsdf.losses.ray_loss_kernel`). A
     march differentiated through its steps (``MarchGradient.UNROLLED``) ends
     where its last step put it: no polish."""
-    exact = {SupervisionMode.XYZ, SupervisionMode.DEPTH}
     if MarchGradient(gradient) is MarchGradient.UNROLLED:
         return Polish.NONE
-    return Polish.NEWTON if exact & set(supervision.mode) else Polish.NONE
+    return Polish.NEWTON if POINT_MODES & set(supervision.mode) else Polish.NONE
 
 
 @wp.func

@@ -32,7 +32,7 @@ Each problem is one line naming the file and the frame
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -298,5 +298,5 @@ def _unique_names(frames: list[DatasetFrame]) -> list[DatasetFrame]:
         if name.casefold() in seen:
             name = f"{name}_{i}"
         seen.add(name.casefold())
-        out.append(DatasetFrame(frame.camera, frame.mask, frame.files, name, frame.where))
+        out.append(replace(frame, name=name))
     return out

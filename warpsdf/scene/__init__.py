@@ -43,6 +43,7 @@ from warpsdf.scene.keys import (
 )
 from warpsdf.scene.load import apply_override, load_scene, parse_override, scene_from_dict
 from warpsdf.scene.schema import (
+    POINT_MODES,
     SECTIONS,
     SHAPE_PARAMS,
     Background,
@@ -76,6 +77,7 @@ from warpsdf.scene.schema import (
 from warpsdf.scene.toml import dumps_toml, to_plain, toml_value
 
 __all__ = [
+    "POINT_MODES",
     "SECTIONS",
     "SHAPES",
     "SHAPE_PARAMS",

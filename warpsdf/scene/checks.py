@@ -41,6 +41,7 @@ from warpsdf.limits import (
 )
 from warpsdf.scene.keys import key_doc, key_field, suggest
 from warpsdf.scene.schema import (
+    POINT_MODES,
     SECTIONS,
     SHAPE_PARAMS,
     Background,
@@ -399,8 +400,7 @@ def _supervision_problems(scene: Scene, problems: _Problems) -> None:
             "supervision.background",
             f"{s.background.value!r} is a target for the xyz term: add xyz to supervision.mode",
         )
-    points = {SupervisionMode.XYZ, SupervisionMode.DEPTH}
-    if scene.march.gradient is MarchGradient.UNROLLED and not points & set(s.mode):
+    if scene.march.gradient is MarchGradient.UNROLLED and not POINT_MODES & set(s.mode):
         fail(
             "march.gradient",
             "'unrolled' differentiates where rays end, which only the xyz and depth terms "

@@ -110,6 +110,11 @@ class SupervisionMode(StrEnum):
     DEPTH = "depth"
 
 
+# The terms that read where a ray's march ended (its hit point): they need exact
+# (polished) hits, and only they give an unrolled march a gradient.
+POINT_MODES = frozenset({SupervisionMode.XYZ, SupervisionMode.DEPTH})
+
+
 class SilhouetteLoss(StrEnum):
     BCE = "bce"  # binary cross-entropy on the soft mask (divided by alpha, as in IDR)
     MSE = "mse"  # squared error of the soft mask
